@@ -1,0 +1,93 @@
+"""The ``cxrpriv`` command: one subcommand per stage, every option defaulting from ``params.yaml``.
+
+Options are generated from each stage's typed config, so ``--help`` lists exactly the keys of the params
+section. An option given on the command line overrides the params file for that run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cxrpriv.config import DEFAULT_PARAMS_FILE, ConfigError, load_stage_config
+
+
+@dataclass(frozen=True)
+class StageCommand:
+    name: str
+    help: str
+    config_cls: type
+    # Adds the stage's I/O options (paths), which are not part of params.yaml.
+    add_io: Callable[[argparse.ArgumentParser], None]
+    # Runs the stage: (config, parsed args, profile name) -> exit code.
+    run: Callable[[Any, argparse.Namespace, str], int]
+
+
+def _stage_commands() -> list[StageCommand]:
+    # Imported lazily so `cxrpriv --help` stays fast and stages pull heavy dependencies only when used.
+    from cxrpriv.synth.command import SYNTHESIZE
+
+    return [SYNTHESIZE]
+
+
+def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    group = parser.add_argument_group("stage parameters (default: params.yaml, under the selected profile)")
+    hints = typing.get_type_hints(config_cls)
+    for field in dataclasses.fields(config_cls):
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        metavar = {int: "N", float: "X", bool: "BOOL", str: "TEXT"}.get(kind, "JSON")
+        group.add_argument(flag, dest=f"cfg_{field.name}", default=None, metavar=metavar,
+                           help=field.metadata.get("help", ""))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cxrpriv", description="Privacy-preserving release of chest radiograph datasets, stage by stage."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
+    subparsers = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for command in _stage_commands():
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        sub.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE,
+                         help="Params file (default: %(default)s).")
+        sub.add_argument("--profile", default=None,
+                         help="Profile to apply over the stage section, e.g. 'paper' "
+                              "(default: the params file's 'profile' key).")
+        command.add_io(sub)
+        _add_config_options(sub, command.config_cls)
+        sub.set_defaults(command=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Codec plugins log every tile at INFO; keep the stage log readable.
+    for noisy in ("openjpeg", "pylibjpeg", "rle"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    command: StageCommand = args.command
+    overrides = {
+        name[4:]: value for name, value in vars(args).items() if name.startswith("cfg_") and value is not None
+    }
+    try:
+        from cxrpriv.config import read_params
+
+        profile = args.profile or read_params(args.params).get("profile", "default")
+        config = load_stage_config(command.config_cls, command.name, args.params, profile, overrides)
+    except ConfigError as exc:
+        parser.exit(2, f"cxrpriv {command.name}: error: {exc}\n")
+    return command.run(config, args, profile)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The synthetic benchmark cohort: radiograph-like DICOM with known identity, findings and label noise."""
