@@ -177,10 +177,8 @@ def test_readme_table_matches_label_noise() -> None:
     for name in ("chestxray14_stats.json", "label_noise.json", "lung_shape_model.json"):
         assert name in readme
     noise = load_label_noise()
-    rows = {
-        match[0]: match
-        for match in re.findall(r"^\| (\w+) \| ([\d.]+) \(.*?\) \| ([\d.]+) \(.*?\) \|.*\| (\w+): .* \|$", readme, re.M)
-    }
+    row = re.compile(r"^\| (\w+) \| ([\d.]+) \(.*?\) \| ([\d.]+) \(.*?\) \|.*\| (\w+): .* \|$", re.M)
+    rows = {match[0]: match for match in row.findall(readme)}
     assert set(rows) == set(FINDINGS)
     for name, (_, sensitivity, false_positive_rate, kind) in rows.items():
         assert float(sensitivity) == round(noise[name].sensitivity, 3), name
@@ -192,7 +190,10 @@ def test_lung_shape_model_shapes() -> None:
     model = load_lung_shape_model()
     k = model.theta.size
     assert k == 64
-    np.testing.assert_allclose(np.diff(model.theta), 2 * np.pi / k, rtol=1e-5)
+    np.testing.assert_allclose(np.diff(model.theta), 2 * np.pi / k)
+    np.testing.assert_allclose(
+        model.theta, read_packaged_json("lung_shape_model.json")["theta_rad"], atol=1e-5
+    )
     for lung in (model.image_left, model.image_right):
         assert lung.mean_radius.shape == (k,)
         assert (lung.mean_radius > 0).all()
@@ -238,29 +239,36 @@ def test_derive_cohort_stats_on_a_toy_table(derive: ModuleType, tmp_path: Path) 
         "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
         "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
     )
+    everything = "|".join(sorted(FINDINGS))  # every finding once, so no transition has an empty denominator
     rows = [
         "00000001_001.png,Nodule|Effusion,1,1,41,M,AP,2500,2048,0.168,0.168",
         "00000001_000.png,Effusion,0,1,40,M,PA,2500,2048,0.14300000000000002,0.143",
         "00000001_002.png,No Finding,2,1,41,M,AP,2500,2048,0.168,0.168",
         "00000002_000.png,No Finding,0,2,70,F,PA,3000,2800,0.139,0.139",
+        "00000003_000.png,No Finding,0,3,30,F,PA,3000,2800,0.139,0.139",
+        f"00000003_001.png,{everything},1,3,30,F,PA,3000,2800,0.139,0.139",
+        "00000003_002.png,No Finding,2,3,31,F,PA,3000,2800,0.139,0.139",
     ]
     path = tmp_path / "Data_Entry.csv"
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     stats = derive.derive_cohort_stats(derive.read_data_entry(path))
-    assert stats["n_images"] == 4 and stats["n_patients"] == 2
-    assert stats["images_per_patient"] == {"values": [1, 3], "counts": [1, 1]}
-    assert stats["age_first_image"] == {"values": [40, 70], "counts": [1, 1]}
-    assert stats["age_step_years"]["counts"][:2] == [1, 1]
-    assert stats["label_combinations"]["values"] == ["No Finding", "Effusion|Nodule"] + ["Effusion"] or set(
-        stats["label_combinations"]["values"]
-    ) == {"No Finding", "Effusion|Nodule", "Effusion"}
-    assert "Nodule|Effusion" not in stats["label_combinations"]["values"]
-    # Follow-up order: Effusion -> Effusion|Nodule -> none.
-    assert stats["transition"]["Effusion"]["p_persist"] == 0.5
-    assert stats["transition"]["Nodule"]["p_onset"] == 0.5
+    assert stats["n_images"] == 7 and stats["n_patients"] == 3
+    assert stats["images_per_patient"] == {"values": [1, 3], "counts": [1, 2]}
+    assert stats["age_first_image"] == {"values": [30, 40, 70], "counts": [1, 1, 1]}
+    assert stats["age_step_years"]["counts"][:3] == [2, 2, 0]
+    assert stats["sex"] == {"F": 2 / 3, "M": 1 / 3}
+    # Canonical order inside a combination ("Nodule|Effusion" -> "Effusion|Nodule"), descending count.
+    assert stats["label_combinations"] == {
+        "values": ["No Finding", "|".join(FINDINGS), "Effusion", "Effusion|Nodule"],
+        "counts": [4, 1, 1, 1],
+    }
+    # Follow-up # order, not file order: Effusion -> Effusion|Nodule -> No Finding.
+    assert math.isclose(stats["transition"]["Effusion"]["p_persist"], 1 / 3)
+    assert stats["transition"]["Nodule"] == {"p_persist": 0.0, "p_onset": 1.0}
     assert stats["p_same_labels_as_previous"] == 0.0
-    assert stats["p_ap_given_previous"] == {"AP": 1.0, "PA": 1.0}
-    assert stats["pixel_spacing_mm"] == {"values": [0.139, 0.143, 0.168], "counts": [1, 1, 2]}
+    assert stats["p_ap_given_previous"] == {"AP": 1.0, "PA": 1 / 3}
+    assert stats["pixel_spacing_mm"] == {"values": [0.139, 0.143, 0.168], "counts": [4, 1, 2]}
+    assert math.isclose(stats["prevalence"]["Nodule"], 2 / 7)
 
 
 def test_measure_mask_on_ellipses(derive: ModuleType) -> None:
@@ -278,7 +286,9 @@ def test_measure_mask_on_ellipses(derive: ModuleType) -> None:
     assert derive.measure_mask(left, theta) == "fewer than two connected components"
 
 
-def test_missing_input_file_is_named(derive: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_missing_input_file_is_named(
+    derive: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert derive.main(["--real-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "Data_Entry_2017_v2020.csv.gz" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -295,7 +305,9 @@ def _assert_same(derived: Any, vendored: Any, where: str) -> None:
         for index, (a, b) in enumerate(zip(derived, vendored, strict=True)):
             _assert_same(a, b, f"{where}[{index}]")
     elif isinstance(vendored, float):
-        assert math.isclose(derived, vendored, rel_tol=2e-5, abs_tol=1e-6), f"{where}: {derived} != {vendored}"
+        assert math.isclose(derived, vendored, rel_tol=2e-5, abs_tol=1e-6), (
+            f"{where}: {derived} != {vendored}"
+        )
     else:
         assert derived == vendored, f"{where}: {derived!r} != {vendored!r}"
 

@@ -80,15 +80,19 @@ def sample_anatomy(
         return float(mean + variability * sd * rng.standard_normal())
 
     male = sex == "M"
-    aspect = float(np.clip(jitter(shape_model.box_aspect_mean, shape_model.box_aspect_std), 0.7, 1.3))
+    # Lung shapes, their centroids and the box aspect are drawn jointly: in real masks the first shape mode
+    # goes with the box aspect and with the other lung's, and independent draws make implausible pairs.
+    draw = shape_model.sample_joint(rng)
+    mean = dict(zip(shape_model.joint_variables, shape_model.joint_mean, strict=True))
+    draw = {k: float(mean[k] + variability * (v - mean[k])) for k, v in draw.items()}
+    aspect = float(np.clip(draw["box_aspect"], 0.6, 1.2))
     lungs = []
-    for model in (shape_model.image_left, shape_model.image_right):
-        scores = variability * rng.standard_normal(len(model.mode_std))  # in units of each mode's real spread
-        radius = np.clip(model.radius(scores), 0.02, None).astype(np.float32)
+    for name in ("image_left", "image_right"):
+        model = getattr(shape_model, name)
+        radius = np.clip(model.radius(shape_model.mode_scores(draw, name)), 0.02, None).astype(np.float32)
         # The model's centroids are box-relative (x / width, y / height); ours are in box-width units.
-        cx = model.centroid_mean[0] + variability * 0.5 * model.centroid_std[0] * rng.standard_normal()
-        cy = model.centroid_mean[1] + variability * 0.5 * model.centroid_std[1] * rng.standard_normal()
-        lungs.append(Lung(radius=radius, centroid=(float(cx), float(cy * aspect))))
+        centroid = (draw[f"{name}.centroid_x"], draw[f"{name}.centroid_y"] * aspect)
+        lungs.append(Lung(radius=radius, centroid=centroid))
     box_width = jitter(1.52 if male else 1.44, 0.05)
     ribs = Ribs(
         top=jitter(-0.74, 0.025),

@@ -295,7 +295,8 @@ def _lung_from_json(block: Mapping[str, Any]) -> LungShape:
 
 def _lung_shape_from_json(data: Mapping[str, Any]) -> LungShapeModel:
     return LungShapeModel(
-        theta=_frozen_array(data["theta_rad"]),
+        # Exact angles from the count: the listed theta_rad are rounded to 6 significant digits.
+        theta=_frozen_array(2 * np.pi * np.arange(int(data["n_angles"])) / int(data["n_angles"])),
         image_left=_lung_from_json(data["image_left"]),
         image_right=_lung_from_json(data["image_right"]),
         box_aspect_mean=float(data["box_aspect_mean"]),

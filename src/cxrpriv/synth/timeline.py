@@ -1,11 +1,15 @@
 """A patient's sequence of studies: how many, when, which view, and which findings are truly present.
 
 Everything is drawn from statistics of the real ChestX-ray14 table (``chestxray14_stats.json``): the number
-of images per patient, age at the first image and between follow-ups, sex, AP/PA persistence, and the label
-sets. Findings persist or change between follow-ups: a follow-up keeps the previous label set with the real
-probability; otherwise a new set is drawn from the real label-set distribution, reweighted by each finding's
-real persistence/onset rate so that findings appear and resolve at realistic rates while co-occurrence
-stays that of real label sets.
+of images per patient, age at the first image and between follow-ups, sex, AP/PA, and the label sets.
+
+Label sets follow a Markov chain whose stationary distribution is exactly the real label-set distribution
+P(c), so per-image prevalence and co-occurrence match the real table whatever the number of follow-ups.
+A follow-up keeps its set with probability ``p_keep``; otherwise it takes a Metropolis-Hastings step whose
+proposal favours sets that follow each finding's real persistence/onset rates,
+q(c'|c) ~ P(c') prod_f T_f(c'_f | c_f) / P(c'_f), so findings appear and resolve at realistic rates.
+``p_keep`` is solved so that the chance of an unchanged set matches the real table's.
+Views follow the same construction: keep the view or redraw it from the real AP/PA split.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import logsumexp
 
 from cxrpriv.synth.stats import FINDINGS, CohortStats
 
@@ -33,7 +38,7 @@ class PatientTimeline:
 
 
 class TimelineSampler:
-    """Precomputes the arrays the per-patient draws need (built once per worker process)."""
+    """Precomputes the chain's matrices once (per worker process); then one patient per call."""
 
     def __init__(self, stats: CohortStats, max_images: int) -> None:
         self.stats = stats
@@ -50,21 +55,39 @@ class TimelineSampler:
         self.step_values = np.asarray(stats.age_step_years.values, dtype=float)
         self.step_probs = stats.age_step_years.probabilities
         self.combos = combos_to_matrix([str(v) for v in stats.label_combinations.values])
-        self.combo_probs = stats.label_combinations.probabilities
-        marginal = np.clip(self.combos.T @ self.combo_probs, 1e-6, 1 - 1e-6)  # P(f) under the set distribution
-        self.log_marginal = np.stack([np.log1p(-marginal), np.log(marginal)])  # [absent, present] x finding
-        persist = np.array([stats.transition[f].p_persist for f in FINDINGS])
-        onset = np.array([stats.transition[f].p_onset for f in FINDINGS])
-        # log P(now | before) for before in {absent, present}, now in {absent, present}
-        self.log_transition = np.log(np.clip(np.array([[1 - onset, onset], [1 - persist, persist]]), 1e-6, 1))
+        self.combo_probs = np.asarray(stats.label_combinations.probabilities, dtype=float)
+        self._build_label_chain()
+        p_ap = stats.view_position["AP"]
+        # Keep-or-redraw preserves the AP fraction; the keep rate matches the real P(AP next | AP now).
+        self.view_keep = float(np.clip((stats.p_ap_given_previous["AP"] - p_ap) / (1 - p_ap), 0, 1))
+
+    def _build_label_chain(self) -> None:
+        log_p = np.log(self.combo_probs)
+        marginal = np.clip(self.combos.T.astype(float) @ self.combo_probs, 1e-6, 1 - 1e-6)
+        persist = np.array([self.stats.transition[f].p_persist for f in FINDINGS])
+        onset = np.array([self.stats.transition[f].p_onset for f in FINDINGS])
+        # gain[f, a, b] = log T_f(b | a) - log P(f = b): what moving finding f from a to b adds to the weight
+        trans = np.clip(np.array([[1 - onset, onset], [1 - persist, persist]]), 1e-6, 1)  # [a, b, f]
+        gain = np.log(trans) - np.log(np.stack([1 - marginal, marginal]))[None, :, :]
+        x = [1.0 - self.combos, self.combos.astype(float)]
+        score = sum((x[a] * gain[a, b]) @ x[b].T for a in (0, 1) for b in (0, 1))  # score[c, c']
+        log_w = log_p[None, :] + score
+        np.fill_diagonal(log_w, -np.inf)  # staying put is the other branch
+        log_z = logsumexp(log_w, axis=1)
+        self.proposal = np.exp(log_w - log_z[:, None])
+        self.log_accept = np.minimum(0.0, score.T - score + log_z[:, None] - log_z[None, :])
+        reject = float(self.combo_probs @ (self.proposal * (1 - np.exp(self.log_accept))).sum(axis=1))
+        target = self.stats.p_same_labels_as_previous
+        self.label_keep = float(np.clip((target - reject) / (1 - reject), 0, 1))
 
     def sample(self, rng: np.random.Generator) -> PatientTimeline:
         stats = self.stats
         n = int(rng.choice(self.n_values, p=self.n_probs))
         sex = "M" if rng.random() < stats.sex["M"] else "F"
         age = float(rng.choice(self.age_values, p=self.age_probs)) + rng.random()
-        view = "AP" if rng.random() < stats.view_position["AP"] else "PA"
-        labels = self.combos[rng.choice(len(self.combos), p=self.combo_probs)]
+        p_ap = stats.view_position["AP"]
+        view = "AP" if rng.random() < p_ap else "PA"
+        combo = int(rng.choice(len(self.combos), p=self.combo_probs))
         studies = []
         days = 0
         for follow_up in range(n):
@@ -74,23 +97,16 @@ class TimelineSampler:
                 step_days = int(step_years * 365 + rng.integers(1, 120))
                 days += step_days
                 age += step_days / 365.25
-                view = "AP" if rng.random() < stats.p_ap_given_previous[view] else "PA"
-                if rng.random() >= stats.p_same_labels_as_previous:
-                    labels = self._next_labels(labels, rng)
-            studies.append(Study(follow_up, round(age, 2), days, view, labels.copy()))
+                if rng.random() >= self.view_keep:
+                    view = "AP" if rng.random() < p_ap else "PA"
+                if rng.random() >= self.label_keep:
+                    combo = self._step(combo, rng)
+            studies.append(Study(follow_up, round(age, 2), days, view, self.combos[combo].copy()))
         return PatientTimeline(sex=sex, studies=tuple(studies))
 
-    def _next_labels(self, previous: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        # Weight each real label set by how well its findings follow the previous ones:
-        # P(set) * prod_f P(f_now | f_before) / P(f_now). The unchanged set is excluded (that is the other branch).
-        rows = np.arange(len(FINDINGS))
-        before = previous.astype(int)
-        log_t = self.log_transition[before[None, :], self.combos, rows[None, :]]
-        log_m = self.log_marginal[self.combos, rows[None, :]]
-        logw = np.log(self.combo_probs) + (log_t - log_m).sum(axis=1)
-        logw[(self.combos == previous[None, :]).all(axis=1)] = -np.inf
-        weights = np.exp(logw - logw.max())
-        return self.combos[rng.choice(len(self.combos), p=weights / weights.sum())]
+    def _step(self, combo: int, rng: np.random.Generator) -> int:
+        proposed = int(rng.choice(len(self.combos), p=self.proposal[combo]))
+        return proposed if np.log(rng.random()) < self.log_accept[combo, proposed] else combo
 
 
 def combos_to_matrix(values: list[str]) -> np.ndarray:

@@ -1,0 +1,34 @@
+"""Print the ``params:`` block of each stage in dvc.yaml from params.yaml, key by key.
+
+DVC tracks params key by key; keeping that list in sync with params.yaml by hand is error-prone, so
+`tests/test_dvc.py` checks dvc.yaml against what this prints.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def stage_param_keys(params: dict, stage: str) -> list[str]:
+    keys = ["profile"] + [f"{stage}.{key}" for key in params[stage]]
+    for profile, sections in (params.get("profiles") or {}).items():
+        if stage in (sections or {}):
+            keys.append(f"profiles.{profile}.{stage}")
+    return keys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    params = yaml.safe_load(Path(argv[0] if argv else "params.yaml").read_text())
+    for stage in [k for k in params if k not in ("profile", "profiles")]:
+        print(f"{stage}:")
+        for key in stage_param_keys(params, stage):
+            print(f"  - {key}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
