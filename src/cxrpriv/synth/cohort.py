@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -52,6 +53,8 @@ from cxrpriv.synth.people import OPERATORS, PHYSICIANS, SITES, Person, sample_pe
 from cxrpriv.synth.render import render_image
 from cxrpriv.synth.stats import FINDINGS, NoiseRate, load_cohort_stats, load_label_noise, load_lung_shape_model
 from cxrpriv.synth.timeline import PatientTimeline, TimelineSampler, labels_to_string
+
+log = logging.getLogger(__name__)
 
 LABEL_COLUMNS = [
     "Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender",
@@ -90,7 +93,7 @@ class CohortSummary:
     metrics: dict[str, Any]
     n_images: int
     n_files: int
-    attack: AttackResult
+    attack: AttackResult | None
     previews: list[Preview]
     images_per_patient: np.ndarray
 
@@ -290,10 +293,14 @@ def synthesize(config: SynthesizeConfig, out_dir: Path, progress: bool = True) -
 
     files += _write_off_scope(config, dicom_dir, labels)
     _write_tables(config, dataset, key, images, labels, rereads, files, patients)
-    attack = pair_attack(np.stack(thumbs), np.array(attack_patients), config.naive_attack_pairs,
-                         np.random.default_rng([config.seed, 2]))
-    metrics = cohort_metrics(pd.DataFrame(images), pd.DataFrame(patients), attack.auc, load_cohort_stats(),
-                             load_label_noise())
+    attack = None
+    try:
+        attack = pair_attack(np.stack(thumbs), np.array(attack_patients), config.naive_attack_pairs,
+                             np.random.default_rng([config.seed, 2]))
+    except ValueError as exc:  # a cohort this small has no same-patient pair: nothing to measure
+        log.warning("%s", exc)
+    metrics = cohort_metrics(pd.DataFrame(images), pd.DataFrame(patients), attack.auc if attack else None,
+                             load_cohort_stats(), load_label_noise())
     metrics["n_files"] = len(files)
     metrics["n_reread_images"] = len({r["Image Index"] for r in rereads})
     return CohortSummary(out_dir=out_dir, metrics=metrics, n_images=len(images), n_files=len(files),
@@ -372,12 +379,12 @@ def _readers_json(readers: list[ReaderProfile]) -> dict:
             for r in readers}
 
 
-def cohort_metrics(images: pd.DataFrame, patients: pd.DataFrame, naive_auc: float, stats: Any,
+def cohort_metrics(images: pd.DataFrame, patients: pd.DataFrame, naive_auc: float | None, stats: Any,
                    noise: dict[str, NoiseRate]) -> dict[str, Any]:
     """Cohort statistics beside the real table's, and realized label-noise rates beside the calibration."""
     metrics: dict[str, Any] = {
         "n_patients": len(patients), "n_images": len(images),
-        "naive_attacker_auc": round(naive_auc, 4),
+        "naive_attacker_auc": None if naive_auc is None else round(naive_auc, 4),
         "images_per_patient_mean": round(float(patients["n_images"].mean()), 4),
         "images_per_patient_mean_real": round(stats.n_images / stats.n_patients, 4),
         "ap_fraction": round(float((images["view"] == "AP").mean()), 4),

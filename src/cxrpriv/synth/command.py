@@ -46,7 +46,7 @@ def run_synthesize(config: SynthesizeConfig, out: Path, metrics_path: Path, plot
         run.log_artifact(metrics_path)
         for plot in plots:
             run.log_artifact(plot, "plots")
-    log.info("synthesized %d images (%d files) into %s; naive attacker AUC %.3f", summary.n_images,
+    log.info("synthesized %d images (%d files) into %s; naive attacker AUC %s", summary.n_images,
              summary.n_files, out, summary.metrics["naive_attacker_auc"])
     return summary.metrics
 

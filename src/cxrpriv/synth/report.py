@@ -80,8 +80,10 @@ def _images_per_patient(summary: CohortSummary, stats: CohortStats, path: Path) 
     return path
 
 
-def _naive_attack(summary: CohortSummary, path: Path) -> Path:
+def _naive_attack(summary: CohortSummary, path: Path) -> Path | None:
     attack = summary.attack
+    if attack is None:
+        return None
     fig, ax = plt.subplots(figsize=(6, 3.4))
     bins = np.linspace(float(attack.scores.min()), float(attack.scores.max()), 40)
     ax.hist(attack.scores[attack.labels == 1], bins=bins, alpha=0.6, density=True, label="same patient")

@@ -1,0 +1,13 @@
+"""Label priors from radiologist re-reading: how wrong the text-mined labels are, how the readers err, and
+which findings occur together.
+
+Modules, from the inputs up: :mod:`.vocabulary` (finding names of other datasets mapped to ChestX-ray14),
+:mod:`.tables` (the text-mined labels and the three re-read table layouts), :mod:`.noise_rates` (2x2 tables,
+Wilson intervals, transfer to another prevalence), :mod:`.readers` (majority vote, Dawid-Skene, Fleiss'
+kappa), :mod:`.comorbidity`, :mod:`.stage` (the pure computation and the JSON it writes, whose schema its
+docstring documents), :mod:`.report` (heatmaps) and :mod:`.command` (the CLI and MLflow edge).
+"""
+
+
+class PriorsInputError(ValueError):
+    """An input table that cannot give a correct number; the message names the table and what is wrong."""

@@ -1,0 +1,71 @@
+"""Timelines reproduce the real ChestX-ray14 statistics they were drawn from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cxrpriv.synth.stats import FINDINGS, load_cohort_stats
+from cxrpriv.synth.timeline import TimelineSampler, combos_to_matrix, labels_to_string
+
+CAP = 12
+
+
+@pytest.fixture(scope="module")
+def sampled():
+    stats = load_cohort_stats()
+    sampler = TimelineSampler(stats, CAP)
+    rng = np.random.default_rng(7)
+    return stats, [sampler.sample(rng) for _ in range(6000)]
+
+
+def test_prevalence_and_views_match_real_table(sampled):
+    stats, timelines = sampled
+    labels = np.array([s.labels for t in timelines for s in t.studies])
+    n = len(labels)
+    for i, name in enumerate(FINDINGS):
+        p = stats.prevalence[name]
+        # binomial standard error, inflated 3x for the within-patient correlation of follow-ups
+        tolerance = 4 * 3 * np.sqrt(p * (1 - p) / n) + 1e-3
+        assert abs(labels[:, i].mean() - p) < tolerance, name
+    ap = np.mean([s.view == "AP" for t in timelines for s in t.studies])
+    assert abs(ap - stats.view_position["AP"]) < 0.03
+    male = np.mean([t.sex == "M" for t in timelines])
+    assert abs(male - stats.sex["M"]) < 0.03
+
+
+def test_images_per_patient_follow_real_histogram_up_to_the_cap(sampled):
+    stats, timelines = sampled
+    counts = np.array([len(t.studies) for t in timelines])
+    assert counts.max() <= CAP
+    values = np.asarray(stats.images_per_patient.values)
+    probs = stats.images_per_patient.probabilities
+    assert abs((counts == 1).mean() - probs[values == 1][0]) < 0.03
+    expected_mean = float((np.minimum(values, CAP) * probs).sum())
+    assert abs(counts.mean() - expected_mean) < 0.1
+
+
+def test_label_sets_persist_like_real_follow_ups(sampled):
+    stats, timelines = sampled
+    same = [np.array_equal(a.labels, b.labels) for t in timelines for a, b in zip(t.studies, t.studies[1:])]
+    assert abs(np.mean(same) - stats.p_same_labels_as_previous) < 0.03
+    # findings persist far more often than they would if each follow-up were drawn independently
+    pairs = np.array([(a.labels, b.labels) for t in timelines for a, b in zip(t.studies, t.studies[1:])])
+    eff = FINDINGS.index("Effusion")
+    before, after = pairs[:, 0, eff], pairs[:, 1, eff]
+    assert after[before == 1].mean() > 2 * stats.prevalence["Effusion"]
+
+
+def test_ages_and_dates_move_forward(sampled):
+    _, timelines = sampled
+    for t in timelines[:500]:
+        ages = [s.age_years for s in t.studies]
+        days = [s.days_from_first for s in t.studies]
+        assert ages == sorted(ages) and days == sorted(days)
+        assert [s.follow_up for s in t.studies] == list(range(len(t.studies)))
+
+
+def test_label_strings_round_trip():
+    values = ["No Finding", "Atelectasis|Effusion", "Hernia"]
+    matrix = combos_to_matrix(values)
+    assert [labels_to_string(row) for row in matrix] == values
