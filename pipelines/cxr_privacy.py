@@ -4,7 +4,6 @@ Compile: ``python -m pipelines.cxr_privacy --profile default --out pipelines/cxr
 The same pipeline function runs under ``kfp.local`` in tests and on a Kubeflow cluster in production.
 """
 
-
 import argparse
 import json
 from pathlib import Path
@@ -23,8 +22,10 @@ def stage_defaults(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None 
     """Per-stage parameter JSON strings and the profile name, as the pipeline's default arguments."""
     params = read_params(params_file)
     profile = profile or params.get("profile", "default")
-    values = {f"{stage}_config": json.dumps(stage_values(params, stage, profile), sort_keys=True)
-              for stage in STAGES}
+    values = {
+        f"{stage}_config": json.dumps(stage_values(params, stage, profile), sort_keys=True)
+        for stage in STAGES
+    }
     return {"profile": profile, **values}
 
 
@@ -36,8 +37,9 @@ def build_pipeline(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None 
         profile: str = defaults["profile"],
         synthesize_config: str = defaults["synthesize_config"],
     ) -> None:
-        cohort = synthesize(config_json=synthesize_config, profile=profile,
-                            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
+        cohort = synthesize(
+            config_json=synthesize_config, profile=profile, pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+        )
         cpu_task(cohort, cpus="2", memory="8G")
 
     return cxr_privacy
@@ -47,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Compile the cxr-privacy pipeline to KFP YAML.")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE)
     parser.add_argument("--profile", default=None, help="Profile whose values become the defaults.")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="Output YAML (default: pipelines/cxr_privacy.<profile>.yaml).")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="Output YAML (default: pipelines/cxr_privacy.<profile>.yaml)."
+    )
     args = parser.parse_args(argv)
     pipeline = build_pipeline(args.params, args.profile)
     profile = args.profile or read_params(args.params).get("profile", "default")

@@ -17,8 +17,16 @@ PARAMS = REPO / "params.yaml"
 def tiny_synth_config(**overrides: object) -> SynthesizeConfig:
     """The default profile shrunk to a handful of patients at 64 px: seconds, not minutes."""
     base = load_stage_config(SynthesizeConfig, "synthesize", PARAMS, "default")
-    small = {"n_patients": 6, "image_size": 64, "max_images_per_patient": 3, "naive_attack_pairs": 20,
-             "workers": 1, "broken_per_kind": 1, "reread_fraction": 0.5, "mask_shard_size": 4}
+    small = {
+        "n_patients": 6,
+        "image_size": 64,
+        "max_images_per_patient": 3,
+        "naive_attack_pairs": 20,
+        "workers": 1,
+        "broken_per_kind": 1,
+        "reread_fraction": 0.5,
+        "mask_shard_size": 4,
+    }
     small.update(overrides)
     return dataclasses.replace(base, **small)
 

@@ -40,8 +40,15 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
     shutil.copy(REPO / ".dvcignore", repo / ".dvcignore")
     shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["synthesize"].update(n_patients=5, image_size=64, max_images_per_patient=2, naive_attack_pairs=20,
-                                workers=1, broken_per_kind=1, mask_shard_size=8)
+    params["synthesize"].update(
+        n_patients=5,
+        image_size=64,
+        max_images_per_patient=2,
+        naive_attack_pairs=20,
+        workers=1,
+        broken_per_kind=1,
+        mask_shard_size=8,
+    )
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], repo)
     _run([str(BIN / "dvc"), "init", "-q"], repo)

@@ -1,4 +1,4 @@
-"""The KFP pipeline compiles with params.yaml defaults and runs under kfp.local, components calling the library."""
+"""The KFP pipeline compiles with params.yaml defaults and runs under kfp.local."""
 
 import dataclasses
 import json

@@ -24,8 +24,14 @@ def synthesize(
 
     os.environ.setdefault("CXRPRIV_PIPELINE_RUN", pipeline_run)
     config = build_config(SynthesizeConfig, json.loads(config_json), source="pipeline parameter config_json")
-    values = run_synthesize(config, Path(cohort.path), Path(metrics.path).with_suffix(".json"),
-                            Path(plots.path), profile, progress=False)
+    values = run_synthesize(
+        config,
+        Path(cohort.path),
+        Path(metrics.path).with_suffix(".json"),
+        Path(plots.path),
+        profile,
+        progress=False,
+    )
     for name, value in values.items():
         if isinstance(value, int | float):
             metrics.log_metric(name, value)

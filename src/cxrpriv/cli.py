@@ -44,8 +44,9 @@ def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> No
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
         metavar = {int: "N", float: "X", bool: "BOOL", str: "TEXT"}.get(kind, "JSON")
-        group.add_argument(flag, dest=f"cfg_{field.name}", default=None, metavar=metavar,
-                           help=field.metadata.get("help", ""))
+        group.add_argument(
+            flag, dest=f"cfg_{field.name}", default=None, metavar=metavar, help=field.metadata.get("help", "")
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,11 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for command in _stage_commands():
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
-        sub.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE,
-                         help="Params file (default: %(default)s).")
-        sub.add_argument("--profile", default=None,
-                         help="Profile to apply over the stage section, e.g. 'paper' "
-                              "(default: the params file's 'profile' key).")
+        sub.add_argument(
+            "--params", type=Path, default=DEFAULT_PARAMS_FILE, help="Params file (default: %(default)s)."
+        )
+        sub.add_argument(
+            "--profile",
+            default=None,
+            help="Profile to apply over the stage section, e.g. 'paper' "
+            "(default: the params file's 'profile' key).",
+        )
         command.add_io(sub)
         _add_config_options(sub, command.config_cls)
         sub.set_defaults(command=command)
@@ -70,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # Codec plugins log every tile at INFO; keep the stage log readable.
     for noisy in ("openjpeg", "pylibjpeg", "rle"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

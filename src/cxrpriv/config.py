@@ -27,7 +27,7 @@ class ConfigError(ValueError):
     """A params file, profile or option value that cannot be used; the message says which and why."""
 
 
-def help_field(help: str) -> Any:  # noqa: A002 - mirrors argparse's wording
+def help_field(help: str) -> Any:
     """A required dataclass field that carries its ``--help`` text."""
     return dataclasses.field(metadata={"help": help})
 
@@ -84,7 +84,10 @@ def build_config(cls: type[C], values: Mapping[str, Any], source: str = "params"
 
 
 def load_stage_config(
-    cls: type[C], stage: str, params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None = None,
+    cls: type[C],
+    stage: str,
+    params_file: Path = DEFAULT_PARAMS_FILE,
+    profile: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> C:
     params = read_params(params_file)

@@ -27,8 +27,12 @@ def git_commit() -> str:
         return commit
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent, check=False,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -82,7 +86,10 @@ class StageRun:
 
 @contextlib.contextmanager
 def stage_run(
-    stage: str, params: Mapping[str, Any], profile: str, inputs: Iterable[Path] = (),
+    stage: str,
+    params: Mapping[str, Any],
+    profile: str,
+    inputs: Iterable[Path] = (),
     input_hash: str | None = None,
 ) -> Iterator[StageRun]:
     """Open an MLflow run for one stage execution and close it (FAILED on an exception)."""

@@ -17,16 +17,36 @@ from cxrpriv.synth.stats import FINDINGS
 from tests.conftest import tiny_synth_config
 
 REQUIRED_TAGS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "InstitutionName",
-    "ReferringPhysicianName", "StudyDate", "StudyTime", "StudyInstanceUID", "SeriesInstanceUID",
-    "SOPInstanceUID", "SOPClassUID", "Modality", "BodyPartExamined", "ViewPosition", "PhotometricInterpretation",
-    "BitsStored", "BitsAllocated", "Rows", "Columns",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "InstitutionName",
+    "ReferringPhysicianName",
+    "StudyDate",
+    "StudyTime",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "SOPClassUID",
+    "Modality",
+    "BodyPartExamined",
+    "ViewPosition",
+    "PhotometricInterpretation",
+    "BitsStored",
+    "BitsAllocated",
+    "Rows",
+    "Columns",
 )
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +68,9 @@ def test_same_seed_gives_byte_identical_files_whatever_the_worker_count(cohort, 
 def test_every_file_is_accounted_for_in_the_answer_key(cohort):
     config, summary = cohort
     root = summary.out_dir
-    on_disk = {p.relative_to(root / "dataset").as_posix() for p in (root / "dataset" / "dicom").rglob("*.dcm")}
+    on_disk = {
+        p.relative_to(root / "dataset").as_posix() for p in (root / "dataset" / "dicom").rglob("*.dcm")
+    }
     files = pd.read_parquet(root / "answer_key" / "files.parquet")
     assert set(files["path"]) == on_disk
     assert len(files) == summary.n_files == summary.n_images + len(BROKEN_KINDS) * config.broken_per_kind
@@ -135,6 +157,7 @@ def test_refuses_a_non_empty_output_directory(tmp_path):
 
 
 def test_a_cohort_without_follow_ups_reports_no_naive_auc(tmp_path):
-    summary = synthesize(tiny_synth_config(n_patients=3, max_images_per_patient=1), tmp_path / "c",
-                         progress=False)
+    summary = synthesize(
+        tiny_synth_config(n_patients=3, max_images_per_patient=1), tmp_path / "c", progress=False
+    )
     assert summary.metrics["naive_attacker_auc"] is None and summary.attack is None

@@ -32,8 +32,15 @@ def test_pair_attack_on_a_toy_case():
 
 def test_naive_attacker_stays_weak_on_a_small_default_cohort(tmp_path):
     """Identity must not be trivially in the pixels (issue bound: AUC about 0.75 at most)."""
-    config = tiny_synth_config(n_patients=60, image_size=128, max_images_per_patient=4, workers=2,
-                               naive_attack_pairs=2000, broken_per_kind=0, reread_fraction=0.0)
+    config = tiny_synth_config(
+        n_patients=60,
+        image_size=128,
+        max_images_per_patient=4,
+        workers=2,
+        naive_attack_pairs=2000,
+        broken_per_kind=0,
+        reread_fraction=0.0,
+    )
     summary = synthesize(config, tmp_path / "cohort", progress=False)
     auc = summary.metrics["naive_attacker_auc"]
     # about 100 same-patient pairs: the standard error of the AUC is about 0.03

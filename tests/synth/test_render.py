@@ -32,11 +32,11 @@ def test_image_range_masks_and_anatomy_contrast():
     anatomy, sites = _patient(0)
     image, mask = _render(anatomy, sites, np.zeros(14, np.uint8))
     assert image.shape == mask.shape == (SIZE, SIZE) and image.dtype == np.float32
-    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert image.min() >= 0.0 and image.max() <= 1.0
     right, left, heart = (mask & MASK_RIGHT_LUNG) > 0, (mask & MASK_LEFT_LUNG) > 0, (mask & MASK_HEART) > 0
     for region in (right, left, heart):
         assert 0.01 < region.mean() < 0.4
-    assert right[:, : SIZE // 2].mean() > right[:, SIZE // 2:].mean()  # patient's right lung on image left
+    assert right[:, : SIZE // 2].mean() > right[:, SIZE // 2 :].mean()  # patient's right lung on image left
     # air in the lungs: darker than the heart and the mediastinum (MONOCHROME2 sense, 1 = dense)
     assert image[right | left].mean() < image[heart].mean() - 0.15
 
@@ -72,10 +72,18 @@ def test_cardiomegaly_enlarges_the_heart_mask():
 
 def test_patients_differ_more_than_one_patients_films():
     """The identity signal: same-patient masks overlap more than different-patient masks."""
+
     def lung_mask(seed, acq_seed):
         anatomy, sites = _patient(seed)
-        _, mask = _render(anatomy, sites, np.zeros(14, np.uint8), acq_seed=acq_seed, shift=(0.0, 0.0),
-                          scale=1.0, rotation_deg=0.0)
+        _, mask = _render(
+            anatomy,
+            sites,
+            np.zeros(14, np.uint8),
+            acq_seed=acq_seed,
+            shift=(0.0, 0.0),
+            scale=1.0,
+            rotation_deg=0.0,
+        )
         return (mask & (MASK_RIGHT_LUNG | MASK_LEFT_LUNG)) > 0
 
     def dice(a, b):

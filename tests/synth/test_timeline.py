@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -47,10 +49,10 @@ def test_images_per_patient_follow_real_histogram_up_to_the_cap(sampled):
 
 def test_label_sets_persist_like_real_follow_ups(sampled):
     stats, timelines = sampled
-    same = [np.array_equal(a.labels, b.labels) for t in timelines for a, b in zip(t.studies, t.studies[1:])]
+    same = [np.array_equal(a.labels, b.labels) for t in timelines for a, b in itertools.pairwise(t.studies)]
     assert abs(np.mean(same) - stats.p_same_labels_as_previous) < 0.03
     # findings persist far more often than they would if each follow-up were drawn independently
-    pairs = np.array([(a.labels, b.labels) for t in timelines for a, b in zip(t.studies, t.studies[1:])])
+    pairs = np.array([(a.labels, b.labels) for t in timelines for a, b in itertools.pairwise(t.studies)])
     eff = FINDINGS.index("Effusion")
     before, after = pairs[:, 0, eff], pairs[:, 1, eff]
     assert after[before == 1].mean() > 2 * stats.prevalence["Effusion"]

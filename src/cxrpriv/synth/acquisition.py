@@ -22,20 +22,34 @@ class Acquisition:
     gamma: float
     noise_sigma: float
     blur_px: float
-    collimation: tuple[float, float, float, float]  # fraction of width/height masked: left, right, top, bottom
+    collimation: tuple[
+        float, float, float, float
+    ]  # fraction of width/height masked: left, right, top, bottom
     marker: str  # "L" or "R"
     marker_corner: str  # "top_left" or "top_right"
     years_since_first: float
 
     def as_record(self) -> dict[str, float | str]:
         return {
-            "view": self.view, "shift_u": self.shift[0], "shift_v": self.shift[1], "scale": self.scale,
-            "rotation_deg": self.rotation_deg, "inspiration": self.inspiration,
-            "heart_magnification": self.heart_magnification, "exposure": self.exposure, "offset": self.offset,
-            "gamma": self.gamma, "noise_sigma": self.noise_sigma, "blur_px": self.blur_px,
-            "collimation_left": self.collimation[0], "collimation_right": self.collimation[1],
-            "collimation_top": self.collimation[2], "collimation_bottom": self.collimation[3],
-            "marker": self.marker, "marker_corner": self.marker_corner, "years_since_first": self.years_since_first,
+            "view": self.view,
+            "shift_u": self.shift[0],
+            "shift_v": self.shift[1],
+            "scale": self.scale,
+            "rotation_deg": self.rotation_deg,
+            "inspiration": self.inspiration,
+            "heart_magnification": self.heart_magnification,
+            "exposure": self.exposure,
+            "offset": self.offset,
+            "gamma": self.gamma,
+            "noise_sigma": self.noise_sigma,
+            "blur_px": self.blur_px,
+            "collimation_left": self.collimation[0],
+            "collimation_right": self.collimation[1],
+            "collimation_top": self.collimation[2],
+            "collimation_bottom": self.collimation[3],
+            "marker": self.marker,
+            "marker_corner": self.marker_corner,
+            "years_since_first": self.years_since_first,
         }
 
 
@@ -49,8 +63,10 @@ def sample_acquisition(
     collimation = tuple(float(x) for x in np.where(rng.random(4) < 0.45, rng.uniform(0.0, 0.07, 4), 0.0))
     return Acquisition(
         view=view,
-        shift=(float(rng.normal(0, config.shift_jitter * position_factor)),
-               float(rng.normal(0, config.shift_jitter * position_factor))),
+        shift=(
+            float(rng.normal(0, config.shift_jitter * position_factor)),
+            float(rng.normal(0, config.shift_jitter * position_factor)),
+        ),
         scale=float((1.06 if ap else 1.0) * np.exp(rng.normal(0, config.scale_jitter))),
         rotation_deg=float(rng.normal(0, config.rotation_jitter_deg * position_factor)),
         inspiration=float(np.exp(rng.normal(-0.06 if ap else 0.0, config.inspiration_jitter))),

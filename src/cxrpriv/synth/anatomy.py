@@ -20,7 +20,9 @@ N_ANTERIOR_RIBS = 6
 
 @dataclass(frozen=True)
 class Lung:
-    radius: np.ndarray  # (K,) boundary radius at theta_k = 2 pi k / K (counter-clockwise, y up), box-width units
+    radius: (
+        np.ndarray
+    )  # (K,) boundary radius at theta_k = 2 pi k / K (counter-clockwise, y up), box-width units
     centroid: tuple[float, float]  # in the lung box, box-width units
 
 
@@ -143,9 +145,13 @@ def _sample_features(rng: np.random.Generator) -> DistinctiveFeatures:
             (float(u0 + rng.normal(0, 0.04)), float(v0 + rng.normal(0, 0.04)), float(rng.uniform(0, np.pi)))
             for _ in range(int(rng.integers(2, 6)))
         )
-    pacemaker = (float(rng.uniform(0.35, 0.6)), float(rng.uniform(-0.68, -0.52))) if rng.random() < 0.02 else None
+    pacemaker = (
+        (float(rng.uniform(0.35, 0.6)), float(rng.uniform(-0.68, -0.52))) if rng.random() < 0.02 else None
+    )
     fracture = None
     if rng.random() < 0.03:
         fracture = (int(rng.integers(0, 2)), int(rng.integers(3, 9)), float(rng.uniform(0.5, 0.9)))
     wires = int(rng.integers(4, 7)) if rng.random() < 0.02 else 0
-    return DistinctiveFeatures(clips=clips, pacemaker=pacemaker, healed_fracture=fracture, sternotomy_wires=wires)
+    return DistinctiveFeatures(
+        clips=clips, pacemaker=pacemaker, healed_fracture=fracture, sternotomy_wires=wires
+    )

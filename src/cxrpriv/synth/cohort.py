@@ -51,14 +51,29 @@ from cxrpriv.synth.label_noise import ReaderProfile, apply_text_mining_noise, re
 from cxrpriv.synth.naive_attack import AttackResult, pair_attack, thumbnail
 from cxrpriv.synth.people import OPERATORS, PHYSICIANS, SITES, Person, sample_person, study_time
 from cxrpriv.synth.render import render_image
-from cxrpriv.synth.stats import FINDINGS, NoiseRate, load_cohort_stats, load_label_noise, load_lung_shape_model
+from cxrpriv.synth.stats import (
+    FINDINGS,
+    NoiseRate,
+    load_cohort_stats,
+    load_label_noise,
+    load_lung_shape_model,
+)
 from cxrpriv.synth.timeline import PatientTimeline, TimelineSampler, labels_to_string
 
 log = logging.getLogger(__name__)
 
 LABEL_COLUMNS = [
-    "Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender",
-    "View Position", "OriginalImage[Width", "Height]", "OriginalImagePixelSpacing[x", "y]",
+    "Image Index",
+    "Finding Labels",
+    "Follow-up #",
+    "Patient ID",
+    "Patient Age",
+    "Patient Gender",
+    "View Position",
+    "OriginalImage[Width",
+    "Height]",
+    "OriginalImagePixelSpacing[x",
+    "y]",
 ]
 # Patients whose thumbnails feed the naive attacker: a fixed-size random subset keeps memory flat.
 ATTACK_PATIENTS = 800
@@ -128,9 +143,19 @@ class _Worker:
             self._image(index, k, study, timeline, anatomy, sites, person, mined[k], rng, out)
         return out
 
-    def _image(self, index: int, k: int, study: Any, timeline: PatientTimeline, anatomy: PatientAnatomy,
-               sites: FindingSites, person: Person, mined: np.ndarray, rng: np.random.Generator,
-               out: PatientOutput) -> None:
+    def _image(
+        self,
+        index: int,
+        k: int,
+        study: Any,
+        timeline: PatientTimeline,
+        anatomy: PatientAnatomy,
+        sites: FindingSites,
+        person: Person,
+        mined: np.ndarray,
+        rng: np.random.Generator,
+        out: PatientOutput,
+    ) -> None:
         cfg = self.config
         acq = sample_acquisition(rng, cfg, study.view, study.days_from_first / 365.25)
         image, mask = render_image(anatomy, acq, study.labels, sites, cfg.image_size, rng)
@@ -138,18 +163,31 @@ class _Worker:
         site = SITES[person.home_site if rng.random() < 0.85 else int(rng.integers(len(SITES)))]
         date = person.first_study + dt.timedelta(days=study.days_from_first)
         header = PatientStudyHeader(
-            patient_name=person.name, patient_id=person.patient_id, birth_date=person.birth_date,
-            sex=timeline.sex, age_years=int(study.age_years),
-            accession_number=f"A{rng.integers(10**9, 10**10)}", institution_name=site.institution,
-            institution_address=site.address, referring_physician=PHYSICIANS[rng.integers(len(PHYSICIANS))],
+            patient_name=person.name,
+            patient_id=person.patient_id,
+            birth_date=person.birth_date,
+            sex=timeline.sex,
+            age_years=int(study.age_years),
+            accession_number=f"A{rng.integers(10**9, 10**10)}",
+            institution_name=site.institution,
+            institution_address=site.address,
+            referring_physician=PHYSICIANS[rng.integers(len(PHYSICIANS))],
             performing_physician=PHYSICIANS[rng.integers(len(PHYSICIANS))],
-            operator_name=OPERATORS[rng.integers(len(OPERATORS))], station_name=site.station,
-            study_date=date, study_time=study_time(rng), study_description=f"XR CHEST {study.view}",
+            operator_name=OPERATORS[rng.integers(len(OPERATORS))],
+            station_name=site.station,
+            study_date=date,
+            study_time=study_time(rng),
+            study_description=f"XR CHEST {study.view}",
             study_instance_uid=derive_uid(cfg.seed, index, k, "study"),
             series_instance_uid=derive_uid(cfg.seed, index, k, "series"),
-            sop_instance_uid=derive_uid(cfg.seed, index, k, "sop"), series_number=1, instance_number=1,
-            view_position=study.view, modality=site.modality, manufacturer=site.manufacturer,
-            model_name=site.model, device_serial_number=f"SN{abs(hash(site.station)) % 10**6:06d}",
+            sop_instance_uid=derive_uid(cfg.seed, index, k, "sop"),
+            series_number=1,
+            instance_number=1,
+            view_position=study.view,
+            modality=site.modality,
+            manufacturer=site.manufacturer,
+            model_name=site.model,
+            device_serial_number=f"SN{abs(hash(site.station)) % 10**6:06d}",
             pixel_spacing_mm=round(site.pixel_spacing_mm * 2048 / cfg.image_size, 4),
         )
         burned = rng.random() < cfg.burned_text_fraction
@@ -166,9 +204,15 @@ class _Worker:
         slope, intercept = (1.0, 0.0)
         if site.modality == "CR" and rng.random() < 0.5:
             slope, intercept = float(rng.choice([0.5, 2.0])), float(rng.choice([0.0, 100.0]))
-        encoding = PixelEncoding(photometric=photometric, bits_stored=site.bits_stored, rescale_slope=slope,
-                                 rescale_intercept=intercept, voi=site.voi, transfer_syntax=syntax,
-                                 burned_in_annotation=flag)
+        encoding = PixelEncoding(
+            photometric=photometric,
+            bits_stored=site.bits_stored,
+            rescale_slope=slope,
+            rescale_intercept=intercept,
+            voi=site.voi,
+            transfer_syntax=syntax,
+            burned_in_annotation=flag,
+        )
         rel = Path("dicom") / image_id[:2] / f"{image_id}.dcm"
         (self.dicom_dir.parent / rel).parent.mkdir(parents=True, exist_ok=True)
         write_radiograph(self.dicom_dir.parent / rel, image, header, encoding)
@@ -179,30 +223,60 @@ class _Worker:
         out.masks.append((image_id, mask))
         if index < PREVIEW_PATIENTS and k < PREVIEW_PATIENTS:
             out.previews.append(Preview(index, k, image[::2, ::2].copy(), labels_to_string(study.labels)))
-        out.image_rows.append({
-            "image_index": image_id, "patient": index, "follow_up": k, "age": study.age_years,
-            "sex": timeline.sex, **acq.as_record(),
-            **{f"true_{f}": int(v) for f, v in zip(FINDINGS, study.labels, strict=True)},
-            **{f"mined_{f}": int(v) for f, v in zip(FINDINGS, mined, strict=True)},
-            "burned_text": burned, "burned_in_annotation_flag": flag or "", "photometric": photometric,
-            "bits_stored": site.bits_stored, "transfer_syntax": syntax, "modality": site.modality,
-            "site": SITES.index(site), "in_naive_attack": in_attack,
-        })
-        out.file_rows.append({"path": rel.as_posix(), "image_index": image_id, "patient": index,
-                              "expected": "quarantine" if burned else "ingest",
-                              "reason": "burned-in text" if burned else ""})
-        out.label_rows.append({
-            "Image Index": f"{image_id}.dcm", "Finding Labels": labels_to_string(mined), "Follow-up #": k,
-            "Patient ID": int(person.patient_id), "Patient Age": int(study.age_years),
-            "Patient Gender": timeline.sex, "View Position": study.view,
-            "OriginalImage[Width": cfg.image_size, "Height]": cfg.image_size,
-            "OriginalImagePixelSpacing[x": header.pixel_spacing_mm, "y]": header.pixel_spacing_mm,
-        })
+        out.image_rows.append(
+            {
+                "image_index": image_id,
+                "patient": index,
+                "follow_up": k,
+                "age": study.age_years,
+                "sex": timeline.sex,
+                **acq.as_record(),
+                **{f"true_{f}": int(v) for f, v in zip(FINDINGS, study.labels, strict=True)},
+                **{f"mined_{f}": int(v) for f, v in zip(FINDINGS, mined, strict=True)},
+                "burned_text": burned,
+                "burned_in_annotation_flag": flag or "",
+                "photometric": photometric,
+                "bits_stored": site.bits_stored,
+                "transfer_syntax": syntax,
+                "modality": site.modality,
+                "site": SITES.index(site),
+                "in_naive_attack": in_attack,
+            }
+        )
+        out.file_rows.append(
+            {
+                "path": rel.as_posix(),
+                "image_index": image_id,
+                "patient": index,
+                "expected": "quarantine" if burned else "ingest",
+                "reason": "burned-in text" if burned else "",
+            }
+        )
+        out.label_rows.append(
+            {
+                "Image Index": f"{image_id}.dcm",
+                "Finding Labels": labels_to_string(mined),
+                "Follow-up #": k,
+                "Patient ID": int(person.patient_id),
+                "Patient Age": int(study.age_years),
+                "Patient Gender": timeline.sex,
+                "View Position": study.view,
+                "OriginalImage[Width": cfg.image_size,
+                "Height]": cfg.image_size,
+                "OriginalImagePixelSpacing[x": header.pixel_spacing_mm,
+                "y]": header.pixel_spacing_mm,
+            }
+        )
         if rng.random() < cfg.reread_fraction:
             readings = reread(study.labels[None, :], self.readers, rng)[:, 0]
             for reader, row in zip(self.readers, readings, strict=True):
-                out.reread_rows.append({"Image Index": f"{image_id}.dcm", "Reader": reader.reader_id,
-                                        **{f: int(x) for f, x in zip(FINDINGS, row, strict=True)}})
+                out.reread_rows.append(
+                    {
+                        "Image Index": f"{image_id}.dcm",
+                        "Reader": reader.reader_id,
+                        **{f: int(x) for f, x in zip(FINDINGS, row, strict=True)},
+                    }
+                )
 
 
 def image_index(seed: int, patient: int, follow_up: int) -> str:
@@ -213,11 +287,18 @@ def image_index(seed: int, patient: int, follow_up: int) -> str:
 def _patient_row(index: int, timeline: PatientTimeline, anatomy: PatientAnatomy, sites: FindingSites) -> dict:
     feats = anatomy.features
     return {
-        "patient": index, "sex": timeline.sex, "n_images": len(timeline.studies),
-        "age_first": timeline.studies[0].age_years, "lung_box_width": anatomy.lung_box_width,
-        "heart_rx": anatomy.heart_radii[0], "heart_ry": anatomy.heart_radii[1],
-        "rib_spacing": anatomy.ribs.spacing, "n_clips": len(feats.clips), "pacemaker": feats.pacemaker is not None,
-        "healed_fracture": feats.healed_fracture is not None, "sternotomy_wires": feats.sternotomy_wires,
+        "patient": index,
+        "sex": timeline.sex,
+        "n_images": len(timeline.studies),
+        "age_first": timeline.studies[0].age_years,
+        "lung_box_width": anatomy.lung_box_width,
+        "heart_rx": anatomy.heart_radii[0],
+        "heart_ry": anatomy.heart_radii[1],
+        "rib_spacing": anatomy.ribs.spacing,
+        "n_clips": len(feats.clips),
+        "pacemaker": feats.pacemaker is not None,
+        "healed_fracture": feats.healed_fracture is not None,
+        "sternotomy_wires": feats.sternotomy_wires,
     }
 
 
@@ -286,7 +367,7 @@ def synthesize(config: SynthesizeConfig, out_dir: Path, progress: bool = True) -
         shard += result.masks
         if len(shard) >= config.mask_shard_size:
             _write_mask_shard(key / "masks", n_shards, shard[: config.mask_shard_size])
-            shard = shard[config.mask_shard_size:]
+            shard = shard[config.mask_shard_size :]
             n_shards += 1
     if shard:
         _write_mask_shard(key / "masks", n_shards, shard)
@@ -295,17 +376,32 @@ def synthesize(config: SynthesizeConfig, out_dir: Path, progress: bool = True) -
     _write_tables(config, dataset, key, images, labels, rereads, files, patients)
     attack = None
     try:
-        attack = pair_attack(np.stack(thumbs), np.array(attack_patients), config.naive_attack_pairs,
-                             np.random.default_rng([config.seed, 2]))
+        attack = pair_attack(
+            np.stack(thumbs),
+            np.array(attack_patients),
+            config.naive_attack_pairs,
+            np.random.default_rng([config.seed, 2]),
+        )
     except ValueError as exc:  # a cohort this small has no same-patient pair: nothing to measure
         log.warning("%s", exc)
-    metrics = cohort_metrics(pd.DataFrame(images), pd.DataFrame(patients), attack.auc if attack else None,
-                             load_cohort_stats(), load_label_noise())
+    metrics = cohort_metrics(
+        pd.DataFrame(images),
+        pd.DataFrame(patients),
+        attack.auc if attack else None,
+        load_cohort_stats(),
+        load_label_noise(),
+    )
     metrics["n_files"] = len(files)
     metrics["n_reread_images"] = len({r["Image Index"] for r in rereads})
-    return CohortSummary(out_dir=out_dir, metrics=metrics, n_images=len(images), n_files=len(files),
-                         attack=attack, previews=previews,
-                         images_per_patient=np.array([p["n_images"] for p in patients]))
+    return CohortSummary(
+        out_dir=out_dir,
+        metrics=metrics,
+        n_images=len(images),
+        n_files=len(files),
+        attack=attack,
+        previews=previews,
+        images_per_patient=np.array([p["n_images"] for p in patients]),
+    )
 
 
 def _write_mask_shard(masks_dir: Path, number: int, items: list[tuple[str, np.ndarray]]) -> None:
@@ -335,38 +431,78 @@ def _write_off_scope(config: SynthesizeConfig, dicom_dir: Path, labels: list[dic
         site = SITES[j % len(SITES)]
         image_id = image_index(config.seed, index, 0)
         header = PatientStudyHeader(
-            patient_name=person.name, patient_id=person.patient_id, birth_date=person.birth_date,
-            sex="F" if j % 2 else "M", age_years=int((person.first_study - person.birth_date).days / 365.25),
-            accession_number=f"A{rng.integers(10**9, 10**10)}", institution_name=site.institution,
-            institution_address=site.address, referring_physician=PHYSICIANS[j % len(PHYSICIANS)],
-            performing_physician=PHYSICIANS[(j + 1) % len(PHYSICIANS)], operator_name=OPERATORS[j % len(OPERATORS)],
-            station_name=site.station, study_date=person.first_study, study_time=study_time(rng),
-            study_description="XR", study_instance_uid=derive_uid(config.seed, index, "study"),
+            patient_name=person.name,
+            patient_id=person.patient_id,
+            birth_date=person.birth_date,
+            sex="F" if j % 2 else "M",
+            age_years=int((person.first_study - person.birth_date).days / 365.25),
+            accession_number=f"A{rng.integers(10**9, 10**10)}",
+            institution_name=site.institution,
+            institution_address=site.address,
+            referring_physician=PHYSICIANS[j % len(PHYSICIANS)],
+            performing_physician=PHYSICIANS[(j + 1) % len(PHYSICIANS)],
+            operator_name=OPERATORS[j % len(OPERATORS)],
+            station_name=site.station,
+            study_date=person.first_study,
+            study_time=study_time(rng),
+            study_description="XR",
+            study_instance_uid=derive_uid(config.seed, index, "study"),
             series_instance_uid=derive_uid(config.seed, index, "series"),
-            sop_instance_uid=derive_uid(config.seed, index, "sop"), series_number=1, instance_number=1,
-            view_position="PA", modality=site.modality, manufacturer=site.manufacturer, model_name=site.model,
-            device_serial_number="SN000000", pixel_spacing_mm=0.2,
+            sop_instance_uid=derive_uid(config.seed, index, "sop"),
+            series_number=1,
+            instance_number=1,
+            view_position="PA",
+            modality=site.modality,
+            manufacturer=site.manufacturer,
+            model_name=site.model,
+            device_serial_number="SN000000",
+            pixel_spacing_mm=0.2,
         )
         rel = Path("dicom") / image_id[:2] / f"{image_id}.dcm"
         (dicom_dir.parent / rel).parent.mkdir(parents=True, exist_ok=True)
         reason = write_off_scope_file(dicom_dir.parent / rel, kind, header, rng, config.image_size)
-        rows.append({"path": rel.as_posix(), "image_index": image_id, "patient": index,
-                     "expected": "reject", "reason": f"{kind}: {reason}"})
+        rows.append(
+            {
+                "path": rel.as_posix(),
+                "image_index": image_id,
+                "patient": index,
+                "expected": "reject",
+                "reason": f"{kind}: {reason}",
+            }
+        )
         if kind in ("truncated", "missing_pixel_data"):
-            labels.append({
-                "Image Index": f"{image_id}.dcm", "Finding Labels": "No Finding", "Follow-up #": 0,
-                "Patient ID": int(person.patient_id), "Patient Age": header.age_years,
-                "Patient Gender": header.sex, "View Position": "PA",
-                "OriginalImage[Width": config.image_size, "Height]": config.image_size,
-                "OriginalImagePixelSpacing[x": 0.2, "y]": 0.2,
-            })
+            labels.append(
+                {
+                    "Image Index": f"{image_id}.dcm",
+                    "Finding Labels": "No Finding",
+                    "Follow-up #": 0,
+                    "Patient ID": int(person.patient_id),
+                    "Patient Age": header.age_years,
+                    "Patient Gender": header.sex,
+                    "View Position": "PA",
+                    "OriginalImage[Width": config.image_size,
+                    "Height]": config.image_size,
+                    "OriginalImagePixelSpacing[x": 0.2,
+                    "y]": 0.2,
+                }
+            )
     return rows
 
 
-def _write_tables(config: SynthesizeConfig, dataset: Path, key: Path, images: list[dict], labels: list[dict],
-                  rereads: list[dict], files: list[dict], patients: list[dict]) -> None:
+def _write_tables(
+    config: SynthesizeConfig,
+    dataset: Path,
+    key: Path,
+    images: list[dict],
+    labels: list[dict],
+    rereads: list[dict],
+    files: list[dict],
+    patients: list[dict],
+) -> None:
     pd.DataFrame(labels, columns=LABEL_COLUMNS).to_csv(dataset / "Data_Entry_2017.csv", index=False)
-    pd.DataFrame(rereads, columns=["Image Index", "Reader", *FINDINGS]).to_csv(dataset / "reread.csv", index=False)
+    pd.DataFrame(rereads, columns=["Image Index", "Reader", *FINDINGS]).to_csv(
+        dataset / "reread.csv", index=False
+    )
     for name, rows in (("images", images), ("patients", patients), ("files", files)):
         pd.DataFrame(rows).to_parquet(key / f"{name}.parquet", index=False)
     readers = sample_readers(config.n_readers, np.random.default_rng([config.seed, 1 << 30]))
@@ -374,16 +510,26 @@ def _write_tables(config: SynthesizeConfig, dataset: Path, key: Path, images: li
 
 
 def _readers_json(readers: list[ReaderProfile]) -> dict:
-    return {r.reader_id: {"sensitivity": dict(zip(FINDINGS, np.round(r.sensitivity, 4).tolist(), strict=True)),
-                          "specificity": dict(zip(FINDINGS, np.round(r.specificity, 4).tolist(), strict=True))}
-            for r in readers}
+    return {
+        r.reader_id: {
+            "sensitivity": dict(zip(FINDINGS, np.round(r.sensitivity, 4).tolist(), strict=True)),
+            "specificity": dict(zip(FINDINGS, np.round(r.specificity, 4).tolist(), strict=True)),
+        }
+        for r in readers
+    }
 
 
-def cohort_metrics(images: pd.DataFrame, patients: pd.DataFrame, naive_auc: float | None, stats: Any,
-                   noise: dict[str, NoiseRate]) -> dict[str, Any]:
+def cohort_metrics(
+    images: pd.DataFrame,
+    patients: pd.DataFrame,
+    naive_auc: float | None,
+    stats: Any,
+    noise: dict[str, NoiseRate],
+) -> dict[str, Any]:
     """Cohort statistics beside the real table's, and realized label-noise rates beside the calibration."""
     metrics: dict[str, Any] = {
-        "n_patients": len(patients), "n_images": len(images),
+        "n_patients": len(patients),
+        "n_images": len(images),
         "naive_attacker_auc": None if naive_auc is None else round(naive_auc, 4),
         "images_per_patient_mean": round(float(patients["n_images"].mean()), 4),
         "images_per_patient_mean_real": round(stats.n_images / stats.n_patients, 4),
@@ -391,12 +537,14 @@ def cohort_metrics(images: pd.DataFrame, patients: pd.DataFrame, naive_auc: floa
         "ap_fraction_real": round(stats.view_position["AP"], 4),
         "male_fraction": round(float((patients["sex"] == "M").mean()), 4),
         "male_fraction_real": round(stats.sex["M"], 4),
-        "prevalence": {}, "label_noise": {},
+        "prevalence": {},
+        "label_noise": {},
     }
     for f in FINDINGS:
         true, mined = images[f"true_{f}"].to_numpy(), images[f"mined_{f}"].to_numpy()
         metrics["prevalence"][f] = {
-            "true": round(float(true.mean()), 5), "mined": round(float(mined.mean()), 5),
+            "true": round(float(true.mean()), 5),
+            "mined": round(float(mined.mean()), 5),
             "real": round(stats.prevalence[f], 5),
         }
         tp = int(((true == 1) & (mined == 1)).sum())

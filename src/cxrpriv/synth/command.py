@@ -17,18 +17,36 @@ log = logging.getLogger(__name__)
 
 
 def _add_io(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("data/synthetic"),
-                        help="Output directory for dataset/ and answer_key/ (default: %(default)s).")
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/synthesize.json"),
-                        help="Metrics JSON for DVC (default: %(default)s).")
-    parser.add_argument("--plots", type=Path, default=Path("plots/synthesize"),
-                        help="Directory for the stage's PNG plots (default: %(default)s).")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("data/synthetic"),
+        help="Output directory for dataset/ and answer_key/ (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        default=Path("metrics/synthesize.json"),
+        help="Metrics JSON for DVC (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=Path("plots/synthesize"),
+        help="Directory for the stage's PNG plots (default: %(default)s).",
+    )
     parser.add_argument("--force", action="store_true", help="Replace an existing output directory.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
 
 
-def run_synthesize(config: SynthesizeConfig, out: Path, metrics_path: Path, plots_dir: Path, profile: str,
-                   progress: bool = True) -> dict[str, Any]:
+def run_synthesize(
+    config: SynthesizeConfig,
+    out: Path,
+    metrics_path: Path,
+    plots_dir: Path,
+    profile: str,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Generate the cohort, write metrics and plots, and record it all in one MLflow run."""
     from cxrpriv.synth.cohort import synthesize
     from cxrpriv.synth.report import write_plots
@@ -36,8 +54,9 @@ def run_synthesize(config: SynthesizeConfig, out: Path, metrics_path: Path, plot
     from cxrpriv.tracking import hash_inputs, stage_run
 
     stats_dir = Path(__file__).parent / "data"
-    with stage_run("synthesize", {"synthesize": config_to_dict(config)}, profile,
-                   input_hash=hash_inputs([stats_dir])) as run:
+    with stage_run(
+        "synthesize", {"synthesize": config_to_dict(config)}, profile, input_hash=hash_inputs([stats_dir])
+    ) as run:
         summary = synthesize(config, out, progress=progress)
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         metrics_path.write_text(json.dumps(summary.metrics, indent=1, sort_keys=True) + "\n")
@@ -46,8 +65,13 @@ def run_synthesize(config: SynthesizeConfig, out: Path, metrics_path: Path, plot
         run.log_artifact(metrics_path)
         for plot in plots:
             run.log_artifact(plot, "plots")
-    log.info("synthesized %d images (%d files) into %s; naive attacker AUC %s", summary.n_images,
-             summary.n_files, out, summary.metrics["naive_attacker_auc"])
+    log.info(
+        "synthesized %d images (%d files) into %s; naive attacker AUC %s",
+        summary.n_images,
+        summary.n_files,
+        out,
+        summary.metrics["naive_attacker_auc"],
+    )
     return summary.metrics
 
 

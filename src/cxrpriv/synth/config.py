@@ -18,10 +18,16 @@ class SynthesizeConfig:
     max_images_per_patient: int = help_field(
         "Cap on follow-ups per patient (the real table has a long tail up to 184)."
     )
-    shift_jitter: float = help_field("Per-image translation jitter, standard deviation as a fraction of width.")
+    shift_jitter: float = help_field(
+        "Per-image translation jitter, standard deviation as a fraction of width."
+    )
     scale_jitter: float = help_field("Per-image scale jitter (standard deviation, relative).")
-    rotation_jitter_deg: float = help_field("Per-image in-plane rotation jitter (standard deviation, degrees).")
-    inspiration_jitter: float = help_field("Per-image inspiration depth jitter (standard deviation, relative).")
+    rotation_jitter_deg: float = help_field(
+        "Per-image in-plane rotation jitter (standard deviation, degrees)."
+    )
+    inspiration_jitter: float = help_field(
+        "Per-image inspiration depth jitter (standard deviation, relative)."
+    )
     anatomy_variability: float = help_field(
         "Multiplier on the between-patient spread of anatomy shape parameters (1 = calibrated)."
     )
@@ -36,7 +42,9 @@ class SynthesizeConfig:
     transfer_syntax_mix: dict[str, float] = help_field(
         "Relative frequency of each transfer syntax (JSON on the command line)."
     )
-    broken_per_kind: int = help_field("Off-scope or broken files written per kind, to exercise ingest errors.")
+    broken_per_kind: int = help_field(
+        "Off-scope or broken files written per kind, to exercise ingest errors."
+    )
     naive_attack_pairs: int = help_field("Same/different-patient pairs scored by the naive attacker metric.")
     workers: int = help_field("Worker processes (0: one per CPU core).")
     mask_shard_size: int = help_field("Images per answer-key mask shard file.")
@@ -71,4 +79,6 @@ class SynthesizeConfig:
             )
         weights = list(self.transfer_syntax_mix.values())
         if not weights or min(weights) < 0 or sum(weights) <= 0:
-            raise ConfigError("synthesize: transfer_syntax_mix needs non-negative weights with a positive sum")
+            raise ConfigError(
+                "synthesize: transfer_syntax_mix needs non-negative weights with a positive sum"
+            )

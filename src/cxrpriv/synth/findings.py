@@ -58,14 +58,23 @@ def sample_sites(rng: np.random.Generator) -> FindingSites:
         if rng.random() < p_both:
             side[name] = 2
     zones = {  # vertical range of plausible sites, -1 apex .. 1 base
-        "Atelectasis": (0.3, 0.7), "Infiltration": (-0.3, 0.6), "Mass": (-0.6, 0.5), "Nodule": (-0.7, 0.6),
-        "Pneumonia": (0.0, 0.6), "Consolidation": (-0.2, 0.4),
+        "Atelectasis": (0.3, 0.7),
+        "Infiltration": (-0.3, 0.6),
+        "Mass": (-0.6, 0.5),
+        "Nodule": (-0.7, 0.6),
+        "Pneumonia": (0.0, 0.6),
+        "Consolidation": (-0.2, 0.4),
     }
-    site = {f: (float(rng.uniform(0.25, 0.75)), float(rng.uniform(*zones.get(f, (-0.5, 0.5))))) for f in FINDINGS}
+    site = {
+        f: (float(rng.uniform(0.25, 0.75)), float(rng.uniform(*zones.get(f, (-0.5, 0.5))))) for f in FINDINGS
+    }
     size = {
-        "Mass": float(rng.uniform(0.07, 0.12)), "Nodule": float(rng.uniform(0.022, 0.034)),
-        "Effusion": float(rng.uniform(0.10, 0.24)), "Cardiomegaly": float(rng.uniform(1.22, 1.4)),
-        "Pneumothorax": float(rng.uniform(0.05, 0.11)), "Hernia": float(rng.uniform(0.06, 0.09)),
+        "Mass": float(rng.uniform(0.07, 0.12)),
+        "Nodule": float(rng.uniform(0.022, 0.034)),
+        "Effusion": float(rng.uniform(0.10, 0.24)),
+        "Cardiomegaly": float(rng.uniform(1.22, 1.4)),
+        "Pneumothorax": float(rng.uniform(0.05, 0.11)),
+        "Hernia": float(rng.uniform(0.06, 0.09)),
         "Consolidation": float(rng.uniform(-0.25, 0.25)),  # tilt of the fissural border
     }
     return FindingSites(side=side, site=site, size=size)
@@ -89,8 +98,13 @@ def finding_geometry(labels: np.ndarray, sites: FindingSites) -> FindingGeometry
     return geom
 
 
-def draw_findings(canvas: Canvas, labels: np.ndarray, sites: FindingSites, geometry: FindingGeometry,
-                  rng: np.random.Generator) -> None:
+def draw_findings(
+    canvas: Canvas,
+    labels: np.ndarray,
+    sites: FindingSites,
+    geometry: FindingGeometry,
+    rng: np.random.Generator,
+) -> None:
     for name in FINDINGS:
         if labels[F[name]] and name in _DRAWERS:
             severity = float(rng.uniform(0.8, 1.2))
@@ -101,21 +115,34 @@ def _sides(side: int) -> tuple[int, ...]:
     return (0, 1) if side == 2 else (side,)
 
 
-def _lung_frame(canvas: Canvas, s: int) -> tuple[float, float, float, float, float, float]:
-    """Centroid and extent (u_min, u_max, v_min, v_max) of one rendered lung field, in patient units."""
+@dataclass(frozen=True)
+class LungFrame:
+    """Centroid (uc, vc) and extent (u0..u1, v0..v1) of one rendered lung field, in patient units."""
+
+    uc: float
+    vc: float
+    u0: float
+    u1: float
+    v0: float
+    v1: float
+
+
+def _lung_frame(canvas: Canvas, s: int) -> LungFrame:
     lung = canvas.lungs[s] > 0.5
     if not lung.any():
-        return 0.0, 0.0, -0.1, 0.1, -0.1, 0.1
+        return LungFrame(0.0, 0.0, -0.1, 0.1, -0.1, 0.1)
     us, vs = canvas.u[lung], canvas.v[lung]
-    return float(us.mean()), float(vs.mean()), float(us.min()), float(us.max()), float(vs.min()), float(vs.max())
+    return LungFrame(
+        float(us.mean()), float(vs.mean()), float(us.min()), float(us.max()), float(vs.min()), float(vs.max())
+    )
 
 
 def _site_point(canvas: Canvas, s: int, site: tuple[float, float]) -> tuple[float, float]:
-    uc, vc, u0, u1, v0, v1 = _lung_frame(canvas, s)
+    f = _lung_frame(canvas, s)
     # Lateral 0 = medial edge, 1 = chest wall; image-left lung (patient right) has its wall at small u.
     lat, vert = site
-    u = u1 - lat * (u1 - u0) if s == 0 else u0 + lat * (u1 - u0)
-    v = vc + vert * 0.5 * (v1 - v0)
+    u = f.u1 - lat * (f.u1 - f.u0) if s == 0 else f.u0 + lat * (f.u1 - f.u0)
+    v = f.vc + vert * 0.5 * (f.v1 - f.v0)
     return u, v
 
 
@@ -134,10 +161,10 @@ def _atelectasis(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Gene
 
 def _effusion(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
     for s in _sides(sites.side["Effusion"]):
-        uc, vc, u0, u1, v0, v1 = _lung_frame(c, s)
+        f = _lung_frame(c, s)
         depth = sites.size["Effusion"] * sev
-        lateral = (uc - c.u) / max(uc - u0, 1e-3) if s == 0 else (c.u - uc) / max(u1 - uc, 1e-3)
-        level = v1 - depth - 0.6 * depth * np.clip(lateral, 0, 1.2) ** 2  # meniscus rises laterally
+        lateral = (f.uc - c.u) / max(f.uc - f.u0, 1e-3) if s == 0 else (c.u - f.uc) / max(f.u1 - f.uc, 1e-3)
+        level = f.v1 - depth - 0.6 * depth * np.clip(lateral, 0, 1.2) ** 2  # meniscus rises laterally
         fluid = soft_step(c.v - level, 0.03)
         c.density += 0.7 * fluid * c.lungs[s]
         c.markings *= 1 - fluid * c.lungs[s]
@@ -155,8 +182,10 @@ def _mass(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) 
     s = sites.side["Mass"] % 2
     u, v = _site_point(c, s, sites.site["Mass"])
     r = sites.size["Mass"] * (0.9 + 0.1 * sev)
-    lobes = np.maximum(ellipse(c.u, c.v, (u, v), (r, r * 0.9), 0.3, c.edge * 4),
-                       ellipse(c.u, c.v, (u + 0.4 * r, v - 0.3 * r), (0.7 * r, 0.6 * r), 0.0, c.edge * 4))
+    lobes = np.maximum(
+        ellipse(c.u, c.v, (u, v), (r, r * 0.9), 0.3, c.edge * 4),
+        ellipse(c.u, c.v, (u + 0.4 * r, v - 0.3 * r), (0.7 * r, 0.6 * r), 0.0, c.edge * 4),
+    )
     c.density += 0.55 * lobes * np.maximum(c.lungs[s], 0.5)
 
 
@@ -177,7 +206,7 @@ def _pneumonia(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Genera
 
 def _consolidation(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
     s = sites.side["Consolidation"] % 2
-    uc, vc, u0, u1, v0, v1 = _lung_frame(c, s)
+    uc = _lung_frame(c, s).uc
     _, v = _site_point(c, s, sites.site["Consolidation"])
     tilt = sites.size["Consolidation"]
     fissure = v + tilt * (c.u - uc)  # the lobe below a fissure fills homogeneously, sharply bordered
@@ -191,22 +220,23 @@ def _edema(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator)
     hila = np.minimum(np.hypot(c.u + 0.2, c.v - 0.0), np.hypot(c.u - 0.2, c.v - 0.0))
     c.density += 0.38 * sev * np.exp(-hila / 0.22) * lungs
     for s in (0, 1):
-        uc, vc, u0, u1, v0, v1 = _lung_frame(c, s)
-        wall = u0 if s == 0 else u1
+        f = _lung_frame(c, s)
+        wall = f.u0 if s == 0 else f.u1
         inward = 1 if s == 0 else -1
         lines = np.zeros_like(c.u)
         for k in range(6):  # Kerley B: short horizontal lines reaching the pleura at the bases
-            vk = v1 - 0.05 - k * 0.028
-            lines = np.maximum(lines, ellipse(c.u, c.v, (wall + inward * 0.035, vk), (0.04, 0.0045), 0.0,
-                                              c.edge))
+            vk = f.v1 - 0.05 - k * 0.028
+            lines = np.maximum(
+                lines, ellipse(c.u, c.v, (wall + inward * 0.035, vk), (0.04, 0.0045), 0.0, c.edge)
+            )
         c.density += 0.2 * lines * c.lungs[s]
 
 
 def _emphysema(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
     for s in (0, 1):
-        uc, vc, u0, u1, v0, v1 = _lung_frame(c, s)
-        u = u0 + 0.6 * (u1 - u0) if s == 0 else u0 + 0.4 * (u1 - u0)
-        bulla = ellipse(c.u, c.v, (u, v0 + 0.12 * (v1 - v0)), (0.07, 0.06), 0.0, c.edge * 2)
+        f = _lung_frame(c, s)
+        u = f.u0 + 0.6 * (f.u1 - f.u0) if s == 0 else f.u0 + 0.4 * (f.u1 - f.u0)
+        bulla = ellipse(c.u, c.v, (u, f.v0 + 0.12 * (f.v1 - f.v0)), (0.07, 0.06), 0.0, c.edge * 2)
         c.density -= 0.12 * bulla * c.lungs[s]
         c.markings *= 1 - bulla
 
@@ -214,11 +244,11 @@ def _emphysema(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Genera
 def _fibrosis(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
     n = c.u.shape[0]
     fine = _smooth_noise(c.u.shape, n * 0.006, rng)
-    reticulation = np.exp(-(fine / 0.35) ** 2)  # thin bright lines along the noise's zero crossings
+    reticulation = np.exp(-((fine / 0.35) ** 2))  # thin bright lines along the noise's zero crossings
     for s in (0, 1):
-        uc, vc, u0, u1, v0, v1 = _lung_frame(c, s)
-        lateral = np.abs(c.u - uc) / max((u1 - u0) / 2, 1e-3)
-        basal = np.clip((c.v - v0) / max(v1 - v0, 1e-3), 0, 1)
+        f = _lung_frame(c, s)
+        lateral = np.abs(c.u - f.uc) / max((f.u1 - f.u0) / 2, 1e-3)
+        basal = np.clip((c.v - f.v0) / max(f.v1 - f.v0, 1e-3), 0, 1)
         weight = np.clip(0.3 + 0.7 * lateral, 0, 1) * (0.3 + 0.7 * basal)
         c.density += 0.28 * sev * reticulation * weight * c.lungs[s]
 
@@ -227,24 +257,24 @@ def _pleural_thickening(c: Canvas, sites: FindingSites, sev: float, rng: np.rand
     n = c.u.shape[0]
     for s in _sides(sites.side["Pleural_Thickening"]):
         rim = _rim(c.lungs[s], n * 0.018)
-        uc, vc, *_ = _lung_frame(c, s)
-        lateral = soft_step((uc - c.u) if s == 0 else (c.u - uc), 0.05)
-        c.density += 0.6 * sev * rim * np.maximum(lateral, soft_step(vc - 0.25 - c.v, 0.05))
+        f = _lung_frame(c, s)
+        lateral = soft_step((f.uc - c.u) if s == 0 else (c.u - f.uc), 0.05)
+        c.density += 0.6 * sev * rim * np.maximum(lateral, soft_step(f.vc - 0.25 - c.v, 0.05))
 
 
 def _pneumothorax(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
     n = c.u.shape[0]
     s = sites.side["Pneumothorax"] % 2
-    uc, vc, u0, u1, v0, v1 = _lung_frame(c, s)
+    f = _lung_frame(c, s)
     width_px = sites.size["Pneumothorax"] * sev * n / 2
     lung = c.lungs[s]
     inner = ndimage.gaussian_filter(lung, width_px)
-    sector = soft_step((uc - c.u) if s == 0 else (c.u - uc), 0.05) * soft_step(vc + 0.15 - c.v, 0.08)
+    sector = soft_step((f.uc - c.u) if s == 0 else (c.u - f.uc), 0.05) * soft_step(f.vc + 0.15 - c.v, 0.08)
     collapsed = soft_step(0.72 - inner, 0.02) * lung * sector
     c.markings *= 1 - collapsed
     c.density -= 0.16 * collapsed
     c.density += 0.08 * (1 - collapsed) * lung * sector  # the collapsed lung is denser
-    pleural_line = np.exp(-((inner - 0.72) / 0.03) ** 2) * lung * sector
+    pleural_line = np.exp(-(((inner - 0.72) / 0.03) ** 2)) * lung * sector
     c.density += 0.22 * pleural_line
 
 
@@ -264,8 +294,17 @@ def _rim(lung: np.ndarray, width_px: float) -> np.ndarray:
 
 
 _DRAWERS = {
-    "Atelectasis": _atelectasis, "Effusion": _effusion, "Infiltration": _infiltration, "Mass": _mass,
-    "Nodule": _nodule, "Pneumonia": _pneumonia, "Consolidation": _consolidation, "Edema": _edema,
-    "Emphysema": _emphysema, "Fibrosis": _fibrosis, "Pleural_Thickening": _pleural_thickening,
-    "Pneumothorax": _pneumothorax, "Hernia": _hernia,
+    "Atelectasis": _atelectasis,
+    "Effusion": _effusion,
+    "Infiltration": _infiltration,
+    "Mass": _mass,
+    "Nodule": _nodule,
+    "Pneumonia": _pneumonia,
+    "Consolidation": _consolidation,
+    "Edema": _edema,
+    "Emphysema": _emphysema,
+    "Fibrosis": _fibrosis,
+    "Pleural_Thickening": _pleural_thickening,
+    "Pneumothorax": _pneumothorax,
+    "Hernia": _hernia,
 }

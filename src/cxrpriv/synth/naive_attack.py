@@ -33,14 +33,18 @@ class AttackResult:
     labels: np.ndarray
 
 
-def pair_attack(thumbs: np.ndarray, patients: np.ndarray, n_pairs: int, rng: np.random.Generator) -> AttackResult:
+def pair_attack(
+    thumbs: np.ndarray, patients: np.ndarray, n_pairs: int, rng: np.random.Generator
+) -> AttackResult:
     """Score up to n_pairs/2 same-patient pairs and as many different-patient pairs."""
     by_patient: dict[int, list[int]] = {}
     for i, p in enumerate(patients):
         by_patient.setdefault(int(p), []).append(i)
-    positives = [(a, b) for idx in by_patient.values() for k, a in enumerate(idx) for b in idx[k + 1:]]
+    positives = [(a, b) for idx in by_patient.values() for k, a in enumerate(idx) for b in idx[k + 1 :]]
     if not positives:
-        raise ValueError("naive attack: no patient has two images; raise n_patients or max_images_per_patient")
+        raise ValueError(
+            "naive attack: no patient has two images; raise n_patients or max_images_per_patient"
+        )
     half = n_pairs // 2
     if len(positives) > half:
         positives = [positives[i] for i in rng.choice(len(positives), half, replace=False)]

@@ -38,8 +38,12 @@ class Canvas:
 
 
 def render_image(
-    anatomy: PatientAnatomy, acquisition: Acquisition, labels: np.ndarray, sites: FindingSites,
-    size: int, rng: np.random.Generator,
+    anatomy: PatientAnatomy,
+    acquisition: Acquisition,
+    labels: np.ndarray,
+    sites: FindingSites,
+    size: int,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (image in [0,1], float32, 1 = most attenuating) and the uint8 answer-key mask."""
     u, v = _patient_grid(size, acquisition)
@@ -48,11 +52,19 @@ def render_image(
     aging = acquisition.years_since_first
 
     heart = _heart(anatomy, u, v, acquisition, geometry.heart_scale, aging, edge)
-    lungs = np.stack([
-        _lung(anatomy, side, u, v, acquisition.inspiration * geometry.lung_height[side] * (1 + 0.004 * aging),
-              edge)
-        for side in (0, 1)
-    ])
+    lungs = np.stack(
+        [
+            _lung(
+                anatomy,
+                side,
+                u,
+                v,
+                acquisition.inspiration * geometry.lung_height[side] * (1 + 0.004 * aging),
+                edge,
+            )
+            for side in (0, 1)
+        ]
+    )
     lungs *= 1.0 - heart[None]
     lung_any = np.clip(lungs.sum(0), 0, 1)
 
@@ -72,8 +84,9 @@ def render_image(
     canvas.density += _hardware(anatomy, u, v, edge)
 
     image = _film(canvas.density, acquisition, size, rng)
-    mask = ((lungs[0] > 0.5) * MASK_RIGHT_LUNG + (lungs[1] > 0.5) * MASK_LEFT_LUNG
-            + (heart > 0.5) * MASK_HEART).astype(np.uint8)
+    mask = (
+        (lungs[0] > 0.5) * MASK_RIGHT_LUNG + (lungs[1] > 0.5) * MASK_LEFT_LUNG + (heart > 0.5) * MASK_HEART
+    ).astype(np.uint8)
     return image, mask
 
 
@@ -86,13 +99,16 @@ def _patient_grid(size: int, acq: Acquisition) -> tuple[np.ndarray, np.ndarray]:
     return ((c * x + s * y) / acq.scale).astype(np.float32), ((-s * x + c * y) / acq.scale).astype(np.float32)
 
 
-def _lung(anat: PatientAnatomy, side: int, u: np.ndarray, v: np.ndarray, inspiration: float,
-          edge: float) -> np.ndarray:
+def _lung(
+    anat: PatientAnatomy, side: int, u: np.ndarray, v: np.ndarray, inspiration: float, edge: float
+) -> np.ndarray:
     width = anat.lung_box_width
     lung = anat.lungs[side]
     out = np.zeros(u.shape, dtype=np.float32)
-    center = (anat.lung_box_center_u - width / 2 + lung.centroid[0] * width,
-              anat.lung_box_top + lung.centroid[1] * width)
+    center = (
+        anat.lung_box_center_u - width / 2 + lung.centroid[0] * width,
+        anat.lung_box_top + lung.centroid[1] * width,
+    )
     r_, c_ = window(u, v, center, float(lung.radius.max()) * width * max(inspiration, 1.0) * 1.1 + edge)
     u, v = u[r_, c_], v[r_, c_]
     bx = (u - center[0]) / width
@@ -109,8 +125,15 @@ def _lung(anat: PatientAnatomy, side: int, u: np.ndarray, v: np.ndarray, inspira
     return out
 
 
-def _heart(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, acq: Acquisition, scale: float,
-           aging: float, edge: float) -> np.ndarray:
+def _heart(
+    anat: PatientAnatomy,
+    u: np.ndarray,
+    v: np.ndarray,
+    acq: Acquisition,
+    scale: float,
+    aging: float,
+    edge: float,
+) -> np.ndarray:
     grow = scale * acq.heart_magnification * (1 + 0.003 * aging)
     rx, ry = anat.heart_radii[0] * grow, anat.heart_radii[1] * grow
     # An enlarged heart grows mostly to the patient's left and down.
@@ -139,7 +162,9 @@ def _soft_tissue(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, edge: float
             density += anat.breast * ellipse(u, v, (side * 0.5, 0.42), (0.34, 0.22), 0.0, 0.06)
     # Arms beside the chest, clipped by the frame in most films.
     for side in (-1, 1):
-        density += 0.55 * ellipse(u, v, (side * (anat.body_half_width + 0.12), 0.0), (0.11, 0.9), 0.0, edge * 2)
+        density += 0.55 * ellipse(
+            u, v, (side * (anat.body_half_width + 0.12), 0.0), (0.11, 0.9), 0.0, edge * 2
+        )
     return density.astype(np.float32)
 
 
@@ -151,16 +176,18 @@ def _mediastinum(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, edge: float
     return (0.18 * np.maximum(band, knob) - 0.18 * trachea).astype(np.float32)
 
 
-def _abdomen_gas(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, left_lung: np.ndarray,
-                 edge: float) -> np.ndarray:
+def _abdomen_gas(
+    anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, left_lung: np.ndarray, edge: float
+) -> np.ndarray:
     # The gastric bubble under the left dome: an air pocket just below the left lung base.
     base = anat.lung_box_top + anat.lung_box_width * anat.lung_box_aspect * 0.98
     bubble = ellipse(u, v, (0.32, base + 0.05), (0.09, 0.05), 0.0, edge * 3) * (1 - left_lung)
     return (-0.25 * bubble).astype(np.float32)
 
 
-def _lung_markings(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, size: int,
-                   rng: np.random.Generator) -> np.ndarray:
+def _lung_markings(
+    anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, size: int, rng: np.random.Generator
+) -> np.ndarray:
     # Vessels branch from the hila and thin out toward the periphery: worm-like ridges of smooth noise,
     # denser and thicker near the hila. The fine pattern differs between films (projection, breath), so it
     # is redrawn for each image.
@@ -177,7 +204,7 @@ def _lung_markings(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, size: int
         angle = np.mod(np.arctan2(dv, du), 2 * np.pi)
         coords = np.stack([np.clip(radius * 22, 0, 23), angle / (2 * np.pi) * 95])
         ridges = ndimage.map_coordinates(field[s], coords.reshape(2, -1), order=1, mode="wrap")
-        vessels = np.exp(-(ridges.reshape(hu.shape) / (0.25 + 0.25 * np.exp(-radius / 0.25))) ** 2)
+        vessels = np.exp(-((ridges.reshape(hu.shape) / (0.25 + 0.25 * np.exp(-radius / 0.25))) ** 2))
         near = (hu < 0) if s == 0 else (hu >= 0)
         out += near * np.exp(-radius / 0.33) * (0.3 + vessels)
     full = ndimage.zoom(out, 2, order=1)[: u.shape[0], : u.shape[1]]
@@ -211,8 +238,14 @@ def _bones(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, acq: Acquisition,
             fracture = anat.features.healed_fracture
             if fracture is not None and fracture[0] == s and fracture[1] == i:
                 fu = fracture[2] * width
-                out += 0.22 * ellipse(side * au, v, (fu, fu**2 * ribs.curvature - ribs.rise * fu + y0),
-                                      (0.03, ribs.thickness * 0.9), 0.0, edge)
+                out += 0.22 * ellipse(
+                    side * au,
+                    v,
+                    (fu, fu**2 * ribs.curvature - ribs.rise * fu + y0),
+                    (0.03, ribs.thickness * 0.9),
+                    0.0,
+                    edge,
+                )
         for i in range(N_ANTERIOR_RIBS):
             # Anterior ribs run from the chest wall down toward the sternum, fainter (less bone, more spread).
             y0 = ribs.top + 0.12 + i * ribs.spacing * 1.25 + float(ribs.anterior_jitter[s, i])
@@ -245,8 +278,14 @@ def _hardware(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, edge: float) -
     if feats.pacemaker is not None:
         pu, pv = feats.pacemaker
         out += 1.4 * ellipse(u, v, (pu, pv), (0.075, 0.055), 0.2, edge)
-        lead = np.array([[pu - 0.04, pv + 0.02], [0.2, -0.45], [0.05, -0.1], [anat.heart_center[0] - 0.05,
-                        anat.heart_center[1] + 0.1]])
+        lead = np.array(
+            [
+                [pu - 0.04, pv + 0.02],
+                [0.2, -0.45],
+                [0.05, -0.1],
+                [anat.heart_center[0] - 0.05, anat.heart_center[1] + 0.1],
+            ]
+        )
         out += 1.0 * polyline(u, v, lead, 0.010, edge)
     for i in range(feats.sternotomy_wires):
         out += 1.0 * ellipse(u, v, (anat.spine_u, -0.45 + i * 0.11), (0.022, 0.012), 0.0, edge)
@@ -261,15 +300,15 @@ def _film(density: np.ndarray, acq: Acquisition, size: int, rng: np.random.Gener
     signal = ndimage.gaussian_filter(signal, acq.blur_px * size / 320)
     noise_sd = acq.noise_sigma * np.sqrt(np.clip(1.2 - signal, 0.2, 1.2))  # fewer photons behind dense tissue
     signal = signal + noise_sd * rng.standard_normal(signal.shape).astype(np.float32)
-    left, right, top, bottom = (int(round(f * size)) for f in acq.collimation)
+    left, right, top, bottom = (round(f * size) for f in acq.collimation)
     if left:
         signal[:, :left] = 0.92
     if right:
-        signal[:, size - right:] = 0.92
+        signal[:, size - right :] = 0.92
     if top:
         signal[:top, :] = 0.92
     if bottom:
-        signal[size - bottom:, :] = 0.92
+        signal[size - bottom :, :] = 0.92
     _draw_marker(signal, acq.marker, acq.marker_corner)
     return np.clip(signal, 0, 1).astype(np.float32)
 
@@ -283,5 +322,5 @@ def _draw_marker(image: np.ndarray, letter: str, corner: str) -> None:
     glyph = np.asarray(patch, dtype=np.float32) / 255.0
     y0 = size // 12
     x0 = size // 12 if corner == "top_left" else size - size // 12 - side
-    region = image[y0:y0 + side, x0:x0 + side]
+    region = image[y0 : y0 + side, x0 : x0 + side]
     np.maximum(region, glyph * 0.98, out=region)

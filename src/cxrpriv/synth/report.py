@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: stages run in containers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from cxrpriv.synth.cohort import CohortSummary  # noqa: E402
-from cxrpriv.synth.stats import FINDINGS, CohortStats  # noqa: E402
+from cxrpriv.synth.cohort import CohortSummary
+from cxrpriv.synth.stats import FINDINGS, CohortStats
 
 
 def write_plots(summary: CohortSummary, stats: CohortStats, plots_dir: Path) -> list[Path]:
@@ -49,8 +49,11 @@ def _prevalence(summary: CohortSummary, path: Path) -> Path:
     prev = summary.metrics["prevalence"]
     x = np.arange(len(FINDINGS))
     fig, ax = plt.subplots(figsize=(9, 3.6))
-    for offset, key, label in ((-0.27, "real", "ChestX-ray14 (text-mined)"), (0.0, "mined", "synthetic, mined"),
-                               (0.27, "true", "synthetic, true")):
+    for offset, key, label in (
+        (-0.27, "real", "ChestX-ray14 (text-mined)"),
+        (0.0, "mined", "synthetic, mined"),
+        (0.27, "true", "synthetic, true"),
+    ):
         ax.bar(x + offset, [prev[f][key] for f in FINDINGS], width=0.27, label=label)
     ax.set_xticks(x, [f.replace("_", " ") for f in FINDINGS], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("fraction of images")

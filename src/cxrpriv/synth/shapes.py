@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 
@@ -29,8 +31,12 @@ def window(u: np.ndarray, v: np.ndarray, center: tuple[float, float], reach: flo
 
 
 def ellipse(
-    u: np.ndarray, v: np.ndarray, center: tuple[float, float], radii: tuple[float, float],
-    angle: float = 0.0, edge: float = 0.004,
+    u: np.ndarray,
+    v: np.ndarray,
+    center: tuple[float, float],
+    radii: tuple[float, float],
+    angle: float = 0.0,
+    edge: float = 0.004,
 ) -> np.ndarray:
     out = np.zeros(u.shape, dtype=np.float32)
     r, c_ = window(u, v, center, max(radii) + 2 * edge)
@@ -42,9 +48,7 @@ def ellipse(
     return out
 
 
-def band_along_curve(
-    v: np.ndarray, curve_v: np.ndarray, thickness: float, edge: float
-) -> np.ndarray:
+def band_along_curve(v: np.ndarray, curve_v: np.ndarray, thickness: float, edge: float) -> np.ndarray:
     """A band of the given thickness around v = curve(u); brighter at its rims, like a bone's cortex."""
     d = np.abs(v - curve_v) / (thickness / 2)
     inside = soft_step(1.0 - d, edge / (thickness / 2))
@@ -60,10 +64,8 @@ def segment_distance(
     return np.hypot(au - t * bu, av - t * bv)
 
 
-def polyline(
-    u: np.ndarray, v: np.ndarray, points: np.ndarray, width: float, edge: float
-) -> np.ndarray:
+def polyline(u: np.ndarray, v: np.ndarray, points: np.ndarray, width: float, edge: float) -> np.ndarray:
     dist = np.full(u.shape, np.inf, dtype=np.float32)
-    for a, b in zip(points[:-1], points[1:], strict=True):
+    for a, b in itertools.pairwise(points):
         dist = np.minimum(dist, segment_distance(u, v, tuple(a), tuple(b)))
     return soft_step(width / 2 - dist, edge)

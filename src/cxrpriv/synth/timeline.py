@@ -45,7 +45,7 @@ class TimelineSampler:
         n_values = np.asarray(stats.images_per_patient.values, dtype=int)
         n_counts = np.asarray(stats.images_per_patient.counts, dtype=float)
         keep = n_values <= max_images
-        # The long tail is folded onto the cap, so the share of multi-image patients stays as in the real table.
+        # The long tail is folded onto the cap: the share of multi-image patients stays as in the real table.
         capped = n_counts[keep].copy()
         capped[-1] += n_counts[~keep].sum()
         self.n_values = n_values[keep]
@@ -124,4 +124,3 @@ def combos_to_matrix(values: list[str]) -> np.ndarray:
 def labels_to_string(labels: np.ndarray) -> str:
     names = [name for name, present in zip(FINDINGS, labels, strict=True) if present]
     return "|".join(names) if names else "No Finding"
-
