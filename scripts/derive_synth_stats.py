@@ -76,15 +76,7 @@ DATA_ENTRY_COLUMNS = (
     "spacing_x",
     "spacing_y",
 )
-DATA_ENTRY_HEADER_START = (
-    "Image Index",
-    "Finding Labels",
-    "Follow-up #",
-    "Patient ID",
-    "Patient Age",
-    "Patient Gender",
-    "View Position",
-)
+DATA_ENTRY_HEADER_START = stats.DATA_ENTRY_COLUMNS[:7]
 MAX_PLAUSIBLE_AGE = 100  # older versions of the table had ages like 148 and 413 (typos); none is real
 MAX_AGE_STEP = 20
 

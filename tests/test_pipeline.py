@@ -31,6 +31,8 @@ def test_pipeline_compiles_with_resources_and_image(tmp_path: Path):
     synth = next(e for name, e in executors.items() if "synthesize" in name)["container"]
     assert synth["image"].endswith("cxrpriv:0.1.0")
     assert synth["resources"]["resourceCpuRequest"] == "2"
+    # the image carries kfp and the library: nothing is pip-installed at run time
+    assert "pip install" not in out.read_text()
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert json.loads(inputs["synthesize_config"]["defaultValue"])["n_patients"] == 1000
 

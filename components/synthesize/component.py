@@ -5,7 +5,8 @@ from kfp import dsl
 from components.image import IMAGE
 
 
-@dsl.component(base_image=IMAGE)
+# The image already has kfp (requirements/lock.txt): no pip install at run time, no network needed.
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def synthesize(
     config_json: str,
     profile: str,

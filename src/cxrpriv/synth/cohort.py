@@ -52,7 +52,9 @@ from cxrpriv.synth.naive_attack import AttackResult, pair_attack, thumbnail
 from cxrpriv.synth.people import OPERATORS, PHYSICIANS, SITES, Person, sample_person, study_time
 from cxrpriv.synth.render import render_image
 from cxrpriv.synth.stats import (
+    DATA_ENTRY_COLUMNS,
     FINDINGS,
+    CohortStats,
     NoiseRate,
     load_cohort_stats,
     load_label_noise,
@@ -62,19 +64,7 @@ from cxrpriv.synth.timeline import PatientTimeline, TimelineSampler, labels_to_s
 
 log = logging.getLogger(__name__)
 
-LABEL_COLUMNS = [
-    "Image Index",
-    "Finding Labels",
-    "Follow-up #",
-    "Patient ID",
-    "Patient Age",
-    "Patient Gender",
-    "View Position",
-    "OriginalImage[Width",
-    "Height]",
-    "OriginalImagePixelSpacing[x",
-    "y]",
-]
+LABEL_COLUMNS = list(DATA_ENTRY_COLUMNS)
 # Patients whose thumbnails feed the naive attacker: a fixed-size random subset keeps memory flat.
 ATTACK_PATIENTS = 800
 PREVIEW_PATIENTS = 5
@@ -390,6 +380,7 @@ def synthesize(config: SynthesizeConfig, out_dir: Path, progress: bool = True) -
         attack.auc if attack else None,
         load_cohort_stats(),
         load_label_noise(),
+        config.max_images_per_patient,
     )
     metrics["n_files"] = len(files)
     metrics["n_reread_images"] = len({r["Image Index"] for r in rereads})
@@ -523,16 +514,20 @@ def cohort_metrics(
     images: pd.DataFrame,
     patients: pd.DataFrame,
     naive_auc: float | None,
-    stats: Any,
+    stats: CohortStats,
     noise: dict[str, NoiseRate],
+    cap: int,
 ) -> dict[str, Any]:
     """Cohort statistics beside the real table's, and realized label-noise rates beside the calibration."""
+    per_patient = np.asarray(stats.images_per_patient.values)
+    real_capped = float((np.minimum(per_patient, cap) * stats.images_per_patient.probabilities).sum())
     metrics: dict[str, Any] = {
         "n_patients": len(patients),
         "n_images": len(images),
         "naive_attacker_auc": None if naive_auc is None else round(naive_auc, 4),
         "images_per_patient_mean": round(float(patients["n_images"].mean()), 4),
         "images_per_patient_mean_real": round(stats.n_images / stats.n_patients, 4),
+        "images_per_patient_mean_real_capped": round(real_capped, 4),
         "ap_fraction": round(float((images["view"] == "AP").mean()), 4),
         "ap_fraction_real": round(stats.view_position["AP"], 4),
         "male_fraction": round(float((patients["sex"] == "M").mean()), 4),
