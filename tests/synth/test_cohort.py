@@ -161,3 +161,44 @@ def test_a_cohort_without_follow_ups_reports_no_naive_auc(tmp_path):
         tiny_synth_config(n_patients=3, max_images_per_patient=1), tmp_path / "c", progress=False
     )
     assert summary.metrics["naive_attacker_auc"] is None and summary.attack is None
+
+
+def test_cli_runs_in_separate_processes_give_identical_files(tmp_path):
+    """Across processes (different hash salts), not only within one: nothing may depend on hash()."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import PARAMS
+
+    digests = []
+    for salt in ("1", "2"):
+        out = tmp_path / f"run{salt}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "cxrpriv.cli",
+            "synthesize",
+            "--params",
+            str(PARAMS),
+            "--out",
+            str(out),
+            "--metrics",
+            str(tmp_path / f"m{salt}.json"),
+            "--plots",
+            str(tmp_path / f"p{salt}"),
+            "--n-patients",
+            "3",
+            "--image-size",
+            "64",
+            "--max-images-per-patient",
+            "2",
+            "--workers",
+            "1",
+            "--broken-per-kind",
+            "1",
+            "--no-progress",
+        ]
+        subprocess.run(cmd, check=True, env={**os.environ, "PYTHONHASHSEED": salt}, capture_output=True)
+        digests.append(_tree_digest(out))
+    assert digests[0] == digests[1]

@@ -177,7 +177,7 @@ class _Worker:
             modality=site.modality,
             manufacturer=site.manufacturer,
             model_name=site.model,
-            device_serial_number=f"SN{abs(hash(site.station)) % 10**6:06d}",
+            device_serial_number=site.serial_number,
             pixel_spacing_mm=round(site.pixel_spacing_mm * 2048 / cfg.image_size, 4),
         )
         burned = rng.random() < cfg.burned_text_fraction
@@ -446,7 +446,7 @@ def _write_off_scope(config: SynthesizeConfig, dicom_dir: Path, labels: list[dic
             modality=site.modality,
             manufacturer=site.manufacturer,
             model_name=site.model,
-            device_serial_number="SN000000",
+            device_serial_number=site.serial_number,
             pixel_spacing_mm=0.2,
         )
         rel = Path("dicom") / image_id[:2] / f"{image_id}.dcm"

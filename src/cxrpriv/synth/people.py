@@ -142,6 +142,7 @@ class Site:
     bits_stored: int
     voi: str
     pixel_spacing_mm: float
+    serial_number: str
 
 
 SITES = (
@@ -155,6 +156,7 @@ SITES = (
         10,
         "lut",
         0.15,
+        "FCR48213",
     ),
     Site(
         "RIVERSIDE MEDICAL CENTER",
@@ -166,6 +168,7 @@ SITES = (
         12,
         "window",
         0.139,
+        "DRX30577",
     ),
     Site(
         "LAKESIDE UNIVERSITY HOSPITAL",
@@ -177,6 +180,7 @@ SITES = (
         16,
         "window",
         0.148,
+        "YSX11902",
     ),
     Site(
         "NORTHGATE COMMUNITY CLINIC",
@@ -188,6 +192,7 @@ SITES = (
         12,
         "none",
         0.1,
+        "AGF70246",
     ),
 )
 
