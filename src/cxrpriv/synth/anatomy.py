@@ -59,6 +59,8 @@ class PatientAnatomy:
     lung_box_aspect: float
     lungs: tuple[Lung, Lung]  # image-left (patient right), image-right (patient left)
     diaphragm_asymmetry: float  # right dome higher than the left by this much (box-width units)
+    left_dome_v: float  # the left hemidiaphragm's dome at rest (v), where the heart sits
+    left_dome_depth: float  # from the left lung's centroid down to that dome: how far a breath moves it
     heart_center: tuple[float, float]
     heart_radii: tuple[float, float]
     heart_angle: float
@@ -96,6 +98,13 @@ def sample_anatomy(
         centroid = (draw[f"{name}.centroid_x"], draw[f"{name}.centroid_y"] * aspect)
         lungs.append(Lung(radius=radius, centroid=centroid))
     box_width = jitter(1.52 if male else 1.44, 0.05)
+    box_top = jitter(-0.80, 0.025)
+    # The heart rests on the left hemidiaphragm: place it from the left lung's dome (the ray straight down,
+    # theta = 3 pi / 2), not at a fixed height, so it never floats above or sinks below the lung bases.
+    left = lungs[1]
+    dome_depth = float(left.radius[3 * len(left.radius) // 4]) * box_width
+    dome_v = box_top + left.centroid[1] * box_width + dome_depth
+    heart_ry = jitter(0.20, 0.02)
     ribs = Ribs(
         top=jitter(-0.74, 0.025),
         spacing=jitter(0.118, 0.008),
@@ -113,13 +122,15 @@ def sample_anatomy(
         soft_tissue=jitter(1.0, 0.08),
         breast=0.0 if male else float(np.clip(jitter(0.12, 0.04), 0.02, 0.25)),
         lung_box_center_u=jitter(0.0, 0.02),
-        lung_box_top=jitter(-0.80, 0.025),
+        lung_box_top=box_top,
         lung_box_width=box_width,
         lung_box_aspect=aspect,
         lungs=(lungs[0], lungs[1]),
         diaphragm_asymmetry=jitter(0.025, 0.015),
-        heart_center=(jitter(0.10, 0.035), jitter(0.23, 0.035)),
-        heart_radii=(jitter(0.27, 0.025), jitter(0.20, 0.02)),
+        left_dome_v=dome_v,
+        left_dome_depth=dome_depth,
+        heart_center=(jitter(0.10, 0.035), dome_v - 0.75 * heart_ry + jitter(0.0, 0.02)),
+        heart_radii=(jitter(0.27, 0.025), heart_ry),
         heart_angle=jitter(-0.45, 0.10),
         heart_harmonics=tuple(float(variability * 0.04 * x) for x in rng.standard_normal(4)),  # type: ignore[arg-type]
         mediastinum_half_width=jitter(0.10, 0.012),

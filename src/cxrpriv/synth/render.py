@@ -51,20 +51,11 @@ def render_image(
     geometry = finding_geometry(labels, sites)
     aging = acquisition.years_since_first
 
-    heart = _heart(anatomy, u, v, acquisition, geometry.heart_scale, aging, edge)
-    lungs = np.stack(
-        [
-            _lung(
-                anatomy,
-                side,
-                u,
-                v,
-                acquisition.inspiration * geometry.lung_height[side] * (1 + 0.004 * aging),
-                edge,
-            )
-            for side in (0, 1)
-        ]
-    )
+    breath = [acquisition.inspiration * geometry.lung_height[s] * (1 + 0.004 * aging) for s in (0, 1)]
+    # The heart and the gastric bubble ride on the left dome, which moves with the breath.
+    dome_shift = anatomy.left_dome_depth * (breath[1] - 1)
+    heart = _heart(anatomy, u, v, acquisition, geometry.heart_scale, aging, dome_shift, edge)
+    lungs = np.stack([_lung(anatomy, side, u, v, breath[side], edge) for side in (0, 1)])
     lungs *= 1.0 - heart[None]
     lung_any = np.clip(lungs.sum(0), 0, 1)
 
@@ -75,7 +66,7 @@ def render_image(
     depth = ndimage.zoom(coarse, 4, order=1)[:size, :size]
     density -= 0.55 * lung_any * (0.25 + 0.75 * np.clip(depth * 1.3, 0, 1)) * geometry.lucency
     density += 0.10 * heart + _mediastinum(anatomy, u, v, edge) * (1 - lung_any)
-    density += _abdomen_gas(anatomy, u, v, lungs[1], edge)
+    density += _abdomen_gas(anatomy, u, v, lungs[1], dome_shift, edge)
     markings = _lung_markings(anatomy, u, v, size, rng) * lung_any * geometry.marking_strength
     canvas = Canvas(u=u, v=v, edge=edge, lungs=lungs, heart=heart, density=density, markings=markings)
     draw_findings(canvas, labels, sites, geometry, rng)
@@ -132,13 +123,14 @@ def _heart(
     acq: Acquisition,
     scale: float,
     aging: float,
+    dome_shift: float,
     edge: float,
 ) -> np.ndarray:
     grow = scale * acq.heart_magnification * (1 + 0.003 * aging)
     rx, ry = anat.heart_radii[0] * grow, anat.heart_radii[1] * grow
     # An enlarged heart grows mostly to the patient's left and down.
     cx = anat.heart_center[0] + (grow - 1) * 0.5 * rx
-    cy = anat.heart_center[1] + (grow - 1) * 0.3 * ry
+    cy = anat.heart_center[1] + dome_shift + (grow - 1) * 0.3 * ry
     out = np.zeros(u.shape, dtype=np.float32)
     r, c_ = window(u, v, (cx, cy), 1.3 * max(rx, ry))
     du, dv = u[r, c_] - cx, v[r, c_] - cy
@@ -177,11 +169,16 @@ def _mediastinum(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, edge: float
 
 
 def _abdomen_gas(
-    anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, left_lung: np.ndarray, edge: float
+    anat: PatientAnatomy,
+    u: np.ndarray,
+    v: np.ndarray,
+    left_lung: np.ndarray,
+    dome_shift: float,
+    edge: float,
 ) -> np.ndarray:
     # The gastric bubble under the left dome: an air pocket just below the left lung base.
-    base = anat.lung_box_top + anat.lung_box_width * anat.lung_box_aspect * 0.98
-    bubble = ellipse(u, v, (0.32, base + 0.05), (0.09, 0.05), 0.0, edge * 3) * (1 - left_lung)
+    base = anat.left_dome_v + dome_shift
+    bubble = ellipse(u, v, (0.30, base + 0.09), (0.09, 0.05), 0.0, edge * 3) * (1 - left_lung)
     return (-0.25 * bubble).astype(np.float32)
 
 
