@@ -11,11 +11,12 @@ from typing import Any
 
 from kfp import compiler, dsl
 
+from components.priors.component import priors
 from components.synthesize.component import synthesize
 from cxrpriv.config import DEFAULT_PARAMS_FILE, read_params, stage_values
 from pipelines.resources import cpu_task
 
-STAGES = ("synthesize",)
+STAGES = ("synthesize", "priors")
 
 
 def stage_defaults(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None = None) -> dict[str, Any]:
@@ -36,11 +37,19 @@ def build_pipeline(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None 
     def cxr_privacy(
         profile: str = defaults["profile"],
         synthesize_config: str = defaults["synthesize_config"],
+        priors_config: str = defaults["priors_config"],
     ) -> None:
         cohort = synthesize(
             config_json=synthesize_config, profile=profile, pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
         )
         cpu_task(cohort, cpus="2", memory="8G")
+        label_priors = priors(
+            config_json=priors_config,
+            profile=profile,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            cohort=cohort.outputs["cohort"],
+        )
+        cpu_task(label_priors, cpus="2", memory="4G")
 
     return cxr_privacy
 

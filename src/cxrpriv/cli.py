@@ -32,9 +32,10 @@ class StageCommand:
 
 def _stage_commands() -> list[StageCommand]:
     # Imported lazily so `cxrpriv --help` stays fast and stages pull heavy dependencies only when used.
+    from cxrpriv.priors.command import PRIORS
     from cxrpriv.synth.command import SYNTHESIZE
 
-    return [SYNTHESIZE]
+    return [SYNTHESIZE, PRIORS]
 
 
 def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> None:

@@ -47,8 +47,12 @@ class TwoByTwo:
         mined, truth = np.asarray(mined).astype(bool), np.asarray(truth).astype(bool)
         if mined.shape != truth.shape:
             raise ValueError(f"mined {mined.shape} and truth {truth.shape} labels differ in shape")
-        return cls(tp=int(np.sum(mined & truth)), fp=int(np.sum(mined & ~truth)),
-                   fn=int(np.sum(~mined & truth)), tn=int(np.sum(~mined & ~truth)))
+        return cls(
+            tp=int(np.sum(mined & truth)),
+            fp=int(np.sum(mined & ~truth)),
+            fn=int(np.sum(~mined & truth)),
+            tn=int(np.sum(~mined & ~truth)),
+        )
 
     def __add__(self, other: TwoByTwo) -> TwoByTwo:
         return TwoByTwo(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
@@ -110,17 +114,22 @@ class PrevalenceTransfer:
     implied_true_prevalence: float
     p_true_given_mined_pos: float | None
     p_true_given_mined_neg: float | None
+    in_range: bool  # False: s, f and m admit no prevalence in [0, 1]; the values then rest on a clipped p
 
 
-def at_mined_prevalence(sensitivity: float, false_positive_rate: float,
-                        mined_prevalence: float) -> PrevalenceTransfer:
+def at_mined_prevalence(
+    sensitivity: float, false_positive_rate: float, mined_prevalence: float
+) -> PrevalenceTransfer:
     """P(true | mined) at another text-mined prevalence m, from the mining sensitivity s and fp rate f.
 
     m = s p + f (1 - p) gives the true prevalence p = (m - f) / (s - f), clipped to [0, 1]; then
-    P(true=1 | mined=1) = s p / m and P(true=1 | mined=0) = (1 - s) p / (1 - m).
+    P(true=1 | mined=1) = s p / m and P(true=1 | mined=0) = (1 - s) p / (1 - m). When no p in [0, 1] fits
+    (``in_range`` False: e.g. a measured sensitivity below the prevalence allows), the rates contradict
+    the prevalence and the values should not be used.
     """
     s, f, m = sensitivity, false_positive_rate, mined_prevalence
-    p = 0.0 if s <= f else min(1.0, max(0.0, (m - f) / (s - f)))
+    raw = (m - f) / (s - f) if s > f else float("nan")
+    p = min(1.0, max(0.0, raw)) if s > f else 0.0
     pos = min(1.0, s * p / m) if m > 0 else None
     neg = min(1.0, (1 - s) * p / (1 - m)) if m < 1 else None
-    return PrevalenceTransfer(m, p, pos, neg)
+    return PrevalenceTransfer(m, p, pos, neg, in_range=bool(0.0 <= raw <= 1.0))

@@ -23,6 +23,7 @@ synthetic cohort's tables and its answer key line up. Patient ID columns are nev
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,11 +43,28 @@ LAYOUTS: tuple[str, ...] = ("adjudicated", "reader_long", "reader_wide")
 IMAGE_EXTENSIONS = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
 # Columns of the ChestX-ray14 table (and so of the Google re-read beside it) that are not findings. The NIH
 # header puts commas inside brackets, so a CSV reader splits "OriginalImage[Width,Height]" in two.
-CHESTXRAY14_METADATA = frozenset({
-    "Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender",
-    "View Position", "OriginalImage[Width", "Height]", "OriginalImagePixelSpacing[x", "y]", "Set Id",
-})
+CHESTXRAY14_METADATA = frozenset(
+    {
+        "Image Index",
+        "Finding Labels",
+        "Follow-up #",
+        "Patient ID",
+        "Patient Age",
+        "Patient Gender",
+        "View Position",
+        "OriginalImage[Width",
+        "Height]",
+        "OriginalImagePixelSpacing[x",
+        "y]",
+        "Set Id",
+    }
+)
 LONG_COLUMNS = ("image_id", "rad_id", "class_name")
+REQUIRED_COLUMNS = {
+    "adjudicated": ("Image Index",),
+    "reader_long": LONG_COLUMNS,
+    "reader_wide": ("Image Index", "Reader"),
+}
 LONG_NO_FINDING = "no finding"
 ADJUDICATED_READER = "adjudicated"
 MAX_EXAMPLES = 5  # image IDs quoted in an error message
@@ -59,6 +77,7 @@ class MinedLabels:
     image_ids: pd.Index
     values: np.ndarray  # (n_images, 14) uint8
     duplicates_dropped: int = 0
+    sha256: str = ""  # content hash of the file read, for provenance
 
     def target_labels(self, target: Target, rows: np.ndarray | None = None) -> np.ndarray:
         """The text-mined label of a target: any of its member findings mined."""
@@ -116,7 +135,8 @@ def image_keys(values: pd.Series, where: str) -> pd.Series:
     return keys
 
 
-def _examples(ids: Sequence[str] | pd.Index) -> str:
+def format_examples(ids: Sequence[str] | pd.Index) -> str:
+    """A few image IDs for an error message (image IDs, never patient IDs)."""
     ids = list(ids)
     more = f" and {len(ids) - MAX_EXAMPLES} more" if len(ids) > MAX_EXAMPLES else ""
     return ", ".join(map(str, ids[:MAX_EXAMPLES])) + more
@@ -132,7 +152,7 @@ def _drop_duplicates(frame: pd.DataFrame, key: list[str], where: str) -> tuple[p
         ids = clashing[key[0]].unique()
         raise PriorsInputError(
             f"{where}: contradictory duplicate rows: {len(clashing)} {'/'.join(key)} key(s) appear more than "
-            f"once with different labels (image IDs: {_examples(ids)})"
+            f"once with different labels (image IDs: {format_examples(ids)})"
         )
     return frame, int(exact.sum())
 
@@ -156,7 +176,7 @@ def mined_labels_from_finding_strings(ids: pd.Series, labels: pd.Series, where: 
         if both.any():
             raise PriorsInputError(
                 f"{where}: {int(both.sum())} row(s) say '{NO_FINDING}' together with a finding "
-                f"(image IDs: {_examples(ids[both.to_numpy()])})"
+                f"(image IDs: {format_examples(ids[both.to_numpy()])})"
             )
     frame = dummies.reindex(columns=list(FINDINGS), fill_value=0).astype(np.uint8)
     frame.insert(0, "image_index", image_keys(ids, where).to_numpy())
@@ -195,14 +215,17 @@ def read_mined_labels(path: Path) -> MinedLabels:
     if not path.is_file():
         raise PriorsInputError(f"{where}: file not found")
     if path.suffix == ".parquet":
-        return mined_labels_from_columns(pd.read_parquet(path), "image_index", where)
+        labels = mined_labels_from_columns(pd.read_parquet(path), "image_index", where)
+        return dataclasses.replace(labels, sha256=file_sha256(path))
     columns = pd.read_csv(path, nrows=0).columns
     missing = [c for c in ("Image Index", "Finding Labels") if c not in columns]
     if missing:
         raise PriorsInputError(f"{where}: missing column(s) {missing} (expected the ChestX-ray14 format)")
-    table = pd.read_csv(path, usecols=["Image Index", "Finding Labels"], dtype=str, keep_default_na=False,
-                        na_values=[""])
-    return mined_labels_from_finding_strings(table["Image Index"], table["Finding Labels"], where)
+    table = pd.read_csv(
+        path, usecols=["Image Index", "Finding Labels"], dtype=str, keep_default_na=False, na_values=[""]
+    )
+    labels = mined_labels_from_finding_strings(table["Image Index"], table["Finding Labels"], where)
+    return dataclasses.replace(labels, sha256=file_sha256(path))
 
 
 # -------------------------------------------------------------------------------------- re-read tables
@@ -235,13 +258,16 @@ def read_reread_table(path: Path, vocabulary: Vocabulary, name: str, layout: str
     elif layout not in LAYOUTS:
         raise PriorsInputError(f"{where}: unknown layout {layout!r} (known: auto, {', '.join(LAYOUTS)})")
     where = f"re-read table {name} ({path.name}, {layout})"
-    parse = {"adjudicated": _parse_adjudicated, "reader_long": _parse_long, "reader_wide": _parse_wide}[layout]
+    missing = [c for c in REQUIRED_COLUMNS[layout] if c not in columns]
+    if missing:
+        raise PriorsInputError(f"{where}: missing column(s) {missing} of that layout")
+    parsers = {"adjudicated": _parse_adjudicated, "reader_long": _parse_long, "reader_wide": _parse_wide}
+    parse = parsers[layout]
     wide, embedded, dropped = parse(path, columns, where)
-    if len(wide) == 0:
-        raise PriorsInputError(f"{where}: the table has no readings")
     labels = [c for c in wide.columns if c not in ("image", "reader")]
     mapped, unmapped = vocabulary.resolve(labels, where)
-    if not mapped:
+    # An empty table is not an error here (a small cohort may have no re-read image); the stage flags it.
+    if labels and not mapped:
         raise PriorsInputError(f"{where}: none of its findings {labels} maps to a ChestX-ray14 finding")
     targets = tuple(sorted(set(mapped.values()), key=Target.sort_key))
     image_codes, image_ids = pd.factorize(wide["image"], sort=True)
@@ -251,9 +277,16 @@ def read_reread_table(path: Path, vocabulary: Vocabulary, name: str, layout: str
         sources = [label for label, tgt in mapped.items() if tgt == target]
         readings[image_codes, reader_codes, t] = wide[sources].max(axis=1).to_numpy(np.int8)
     return RereadTable(
-        name=name, layout=layout, sha256=file_sha256(path), image_ids=pd.Index(image_ids),
-        reader_ids=tuple(map(str, reader_ids)), targets=targets, readings=readings, unmapped_labels=unmapped,
-        embedded_mined=embedded, duplicates_dropped=dropped,
+        name=name,
+        layout=layout,
+        sha256=file_sha256(path),
+        image_ids=pd.Index(image_ids),
+        reader_ids=tuple(map(str, reader_ids)),
+        targets=targets,
+        readings=readings,
+        unmapped_labels=unmapped,
+        embedded_mined=embedded,
+        duplicates_dropped=dropped,
     )
 
 
@@ -271,8 +304,9 @@ def _binary(frame: pd.DataFrame, columns: Sequence[str], where: str) -> pd.DataF
     return out
 
 
-def _parse_adjudicated(path: Path, columns: list[str],
-                       where: str) -> tuple[pd.DataFrame, MinedLabels | None, int]:
+def _parse_adjudicated(
+    path: Path, columns: list[str], where: str
+) -> tuple[pd.DataFrame, MinedLabels | None, int]:
     classes = [c for c in columns if c not in CHESTXRAY14_METADATA]
     keep = ["Image Index", *(["Finding Labels"] if "Finding Labels" in columns else []), *classes]
     table = pd.read_csv(path, usecols=keep, dtype=str, keep_default_na=False, na_values=[""])
@@ -305,8 +339,13 @@ def _parse_long(path: Path, columns: list[str], where: str) -> tuple[pd.DataFram
     for column in ("rad_id", "class_name"):
         if table[column].isna().any():
             raise PriorsInputError(f"{where}: {int(table[column].isna().sum())} row(s) have no {column}")
-    table = pd.DataFrame({"image": image_keys(table["image_id"], where), "reader": table["rad_id"].str.strip(),
-                          "label": table["class_name"].str.strip()})
+    table = pd.DataFrame(
+        {
+            "image": image_keys(table["image_id"], where),
+            "reader": table["rad_id"].str.strip(),
+            "label": table["class_name"].str.strip(),
+        }
+    )
     # Several boxes of one finding by one reader are one positive reading.
     table = table.drop_duplicates()
     none = table["label"].str.lower() == LONG_NO_FINDING
@@ -317,7 +356,7 @@ def _parse_long(path: Path, columns: list[str], where: str) -> tuple[pd.DataFram
     if len(both):
         raise PriorsInputError(
             f"{where}: contradictory rows: {len(both)} reading(s) say 'No finding' and also name a finding "
-            f"(image IDs: {_examples(both['image'].unique())})"
+            f"(image IDs: {format_examples(both['image'].unique())})"
         )
     positives = table[~none].assign(value=np.int8(1))
     wide = positives.pivot_table(index=["image", "reader"], columns="label", values="value", aggfunc="max")

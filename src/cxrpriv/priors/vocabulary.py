@@ -42,7 +42,7 @@ FINDING_INDEX = {name: i for i, name in enumerate(FINDINGS)}
 DEFAULT_GROUPS: dict[str, tuple[str, ...]] = {
     "Nodule or mass": ("Nodule", "Mass"),
     # The five ChestX-ray14 findings whose radiographic sign is increased parenchymal density; the same
-    # grouping calibrated the synthetic cohort's noise (scripts/derive_synth_stats.py), so the numbers compare.
+    # grouping calibrated the synthetic cohort's noise (scripts/derive_synth_stats.py): numbers compare.
     "Airspace opacity": ("Consolidation", "Pneumonia", "Infiltration", "Edema", "Atelectasis"),
 }
 
@@ -115,7 +115,7 @@ class Vocabulary:
         return Target(name, tuple(sorted(members, key=FINDING_INDEX.__getitem__)))
 
     def resolve(self, source_labels: Iterable[str], where: str) -> tuple[dict[str, Target], tuple[str, ...]]:
-        """Map a table's labels to targets: ``({label: target}, unmapped labels)``, or raise on unknown ones."""
+        """Map a table's labels to targets: ``({label: target}, unmapped labels)``; unknown ones raise."""
         mapped: dict[str, Target] = {}
         unmapped: list[str] = []
         unknown: list[str] = []
@@ -139,8 +139,10 @@ class Vocabulary:
         return mapped, tuple(unmapped)
 
     def as_json(self) -> dict[str, Any]:
-        return {"groups": {k: list(v) for k, v in sorted(self.groups.items())},
-                "labels": dict(sorted(self.labels.items()))}
+        return {
+            "groups": {k: list(v) for k, v in sorted(self.groups.items())},
+            "labels": dict(sorted(self.labels.items())),
+        }
 
 
 DEFAULT_VOCABULARY = Vocabulary(MappingProxyType(DEFAULT_GROUPS), MappingProxyType(DEFAULT_LABELS))
@@ -157,8 +159,12 @@ def load_vocabulary(path: Path | None) -> Vocabulary:
     except (OSError, json.JSONDecodeError, yaml.YAMLError) as exc:
         raise PriorsInputError(f"vocabulary file {path.name}: cannot read it: {exc}") from exc
     if not isinstance(data, dict) or set(data) - {"groups", "labels"}:
-        raise PriorsInputError(f"vocabulary file {path.name}: expected a mapping with 'groups' and/or 'labels'")
+        raise PriorsInputError(
+            f"vocabulary file {path.name}: expected a mapping with 'groups' and/or 'labels'"
+        )
     groups = {**DEFAULT_GROUPS, **{str(k): tuple(v) for k, v in (data.get("groups") or {}).items()}}
-    labels = {**DEFAULT_LABELS, **{str(k): (None if v is None else str(v))
-                                   for k, v in (data.get("labels") or {}).items()}}
+    labels = {
+        **DEFAULT_LABELS,
+        **{str(k): (None if v is None else str(v)) for k, v in (data.get("labels") or {}).items()},
+    }
     return Vocabulary(groups, labels, source=path.name)
