@@ -44,10 +44,12 @@ def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> No
     for field in dataclasses.fields(config_cls):
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
-        metavar = {int: "N", float: "X", bool: "BOOL", str: "TEXT"}.get(kind, "JSON")
-        group.add_argument(
-            flag, dest=f"cfg_{field.name}", default=None, metavar=metavar, help=field.metadata.get("help", "")
-        )
+        if typing.get_origin(kind) is typing.Literal:
+            metavar = "{" + ",".join(str(choice) for choice in typing.get_args(kind)) + "}"
+        else:
+            metavar = {int: "N", float: "X", bool: "BOOL", str: "TEXT"}.get(kind, "JSON")
+        help_text = field.metadata.get("help", "").replace("%", "%%")  # argparse %-formats help
+        group.add_argument(flag, dest=f"cfg_{field.name}", default=None, metavar=metavar, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
