@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml requirements/lock.txt
 # The whole pipeline on the embedded default data, on this machine, with DVC.
 pipeline: $(STAMP)
 	PATH="$(BIN):$$PATH" CXRPRIV_PIPELINE_RUN="dvc-$$(date -u +%Y%m%dT%H%M%SZ)" $(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	@echo "Done. Metrics: metrics/*.json ('.venv/bin/dvc metrics show'); plots: plots/; runs:" \
+	      "'.venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db'"
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
