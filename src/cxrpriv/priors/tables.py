@@ -35,30 +35,14 @@ import pandas as pd
 
 from cxrpriv.priors import PriorsInputError
 from cxrpriv.priors.vocabulary import Target, Vocabulary
-from cxrpriv.synth.stats import FINDINGS, NO_FINDING
+from cxrpriv.synth.stats import DATA_ENTRY_COLUMNS, FINDINGS, NO_FINDING
 
 Layout = Literal["adjudicated", "reader_long", "reader_wide"]
 LAYOUTS: tuple[str, ...] = ("adjudicated", "reader_long", "reader_wide")
 
 IMAGE_EXTENSIONS = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
-# Columns of the ChestX-ray14 table (and so of the Google re-read beside it) that are not findings. The NIH
-# header puts commas inside brackets, so a CSV reader splits "OriginalImage[Width,Height]" in two.
-CHESTXRAY14_METADATA = frozenset(
-    {
-        "Image Index",
-        "Finding Labels",
-        "Follow-up #",
-        "Patient ID",
-        "Patient Age",
-        "Patient Gender",
-        "View Position",
-        "OriginalImage[Width",
-        "Height]",
-        "OriginalImagePixelSpacing[x",
-        "y]",
-        "Set Id",
-    }
-)
+# Columns of the ChestX-ray14 table (and so of the Google re-read beside it) that are not findings.
+CHESTXRAY14_METADATA = frozenset({*DATA_ENTRY_COLUMNS, "Set Id"})
 LONG_COLUMNS = ("image_id", "rad_id", "class_name")
 REQUIRED_COLUMNS = {
     "adjudicated": ("Image Index",),
