@@ -9,14 +9,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kfp import compiler, dsl
+from kfp import compiler, dsl, kubernetes
 
+from components.preprocess.component import preprocess
 from components.priors.component import priors
 from components.synthesize.component import synthesize
 from cxrpriv.config import DEFAULT_PARAMS_FILE, read_params, stage_values
 from pipelines.resources import cpu_task
 
-STAGES = ("synthesize", "priors")
+STAGES = ("synthesize", "priors", "preprocess")
+# The de-identification key: a Kubernetes secret in the pipeline's namespace, given to the preprocess step
+# as $CXRPRIV_DEID_KEY (kubectl create secret generic cxrpriv-deid-key --from-literal=key=<64 hex digits>).
+DEID_KEY_SECRET = "cxrpriv-deid-key"
+DEID_KEY_SECRET_KEY = "key"
 
 
 def stage_defaults(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None = None) -> dict[str, Any]:
@@ -38,6 +43,9 @@ def build_pipeline(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None 
         profile: str = defaults["profile"],
         synthesize_config: str = defaults["synthesize_config"],
         priors_config: str = defaults["priors_config"],
+        preprocess_config: str = defaults["preprocess_config"],
+        # Local and test runs only: without the secret, ingest with a random key (never for real data).
+        throwaway_key: bool = False,
     ) -> None:
         cohort = synthesize(
             config_json=synthesize_config, profile=profile, pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
@@ -50,6 +58,22 @@ def build_pipeline(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None 
             cohort=cohort.outputs["cohort"],
         )
         cpu_task(label_priors, cpus="2", memory="4G")
+        ingest = preprocess(
+            config_json=preprocess_config,
+            profile=profile,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            throwaway_key=throwaway_key,
+            cohort=cohort.outputs["cohort"],
+        )
+        cpu_task(ingest, cpus="2", memory="8G")
+        # optional: a missing secret then fails in the step with a message saying what to do (unless
+        # throwaway_key), rather than as a pod that never starts.
+        kubernetes.use_secret_as_env(
+            ingest,
+            secret_name=DEID_KEY_SECRET,
+            secret_key_to_env={DEID_KEY_SECRET_KEY: "CXRPRIV_DEID_KEY"},
+            optional=True,
+        )
 
     return cxr_privacy
 

@@ -38,6 +38,7 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
     repo.mkdir()
     shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
     shutil.copy(REPO / ".dvcignore", repo / ".dvcignore")
+    shutil.copytree(REPO / "keys", repo / "keys")
     shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["synthesize"].update(
@@ -49,13 +50,16 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
         broken_per_kind=1,
         mask_shard_size=8,
     )
+    params["preprocess"].update(image_size=32, workers=1)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], repo)
     _run([str(BIN / "dvc"), "init", "-q"], repo)
 
     first = _run([str(BIN / "dvc"), "repro"], repo)
     assert "Running stage 'synthesize'" in first
+    assert "Running stage 'preprocess'" in first
     assert (repo / "data" / "synthetic" / "dataset" / "Data_Entry_2017.csv").is_file()
+    assert (repo / "data" / "ingest" / "manifest.parquet").is_file()
     assert (repo / "dvc.lock").is_file()
     second = _run([str(BIN / "dvc"), "repro"], repo)
     assert "Running stage" not in second
@@ -63,6 +67,7 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
     metrics = json.loads(_run([str(BIN / "dvc"), "metrics", "show", "--json"], repo))
     shown = json.dumps(metrics)
     assert "naive_attacker_auc" in shown
+    assert "files_processed" in shown
     # a params change is seen by DVC (against the last commit) and re-runs the stage
     _run(["git", "add", "-A"], repo)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "baseline"], repo)

@@ -21,12 +21,14 @@ def test_defaults_come_from_params_yaml_under_a_profile():
     assert json.loads(default["synthesize_config"]) == stage_values(params, "synthesize", "default")
     assert json.loads(paper["synthesize_config"]) == stage_values(params, "synthesize", "paper")
     assert paper["profile"] == "paper"
+    assert json.loads(paper["preprocess_config"])["image_size"] == 256
 
 
 def test_pipeline_compiles_with_resources_and_image(tmp_path: Path):
     out = tmp_path / "pipeline.yaml"
     compiler.Compiler().compile(build_pipeline(PARAMS, "default"), str(out))
-    spec = yaml.safe_load(out.read_text())
+    # two YAML documents: the pipeline spec, then the Kubernetes platform spec (the key's secret)
+    spec, platform = yaml.safe_load_all(out.read_text())
     executors = spec["deploymentSpec"]["executors"]
     synth = next(e for name, e in executors.items() if "synthesize" in name)["container"]
     assert synth["image"].endswith("cxrpriv:0.1.0")
@@ -35,6 +37,10 @@ def test_pipeline_compiles_with_resources_and_image(tmp_path: Path):
     assert "pip install" not in out.read_text()
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert json.loads(inputs["synthesize_config"]["defaultValue"])["n_patients"] == 1000
+    # the ingest step takes its key from a Kubernetes secret; a throwaway key is opt-in
+    assert inputs["throwaway_key"]["defaultValue"] is False
+    secrets = json.dumps(platform)
+    assert "cxrpriv-deid-key" in secrets and "CXRPRIV_DEID_KEY" in secrets
 
 
 def test_gpu_task_requests_an_accelerator(tmp_path: Path):
@@ -55,9 +61,10 @@ def test_gpu_task_requests_an_accelerator(tmp_path: Path):
 
 def test_pipeline_runs_under_kfp_local(tmp_path: Path, isolated_mlflow: str):
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
-    tiny = json.dumps(dataclasses.asdict(tiny_synth_config(n_patients=4)))
+    tiny = json.dumps(dataclasses.asdict(tiny_synth_config(n_patients=6, reread_fraction=1.0)))
     pipeline = build_pipeline(PARAMS, "default")
-    pipeline(synthesize_config=tiny)
+    ingest = json.dumps({**stage_values(read_params(PARAMS), "preprocess", "default"), "workers": 1})
+    pipeline(synthesize_config=tiny, preprocess_config=ingest, throwaway_key=True)
     produced = list((tmp_path / "root").rglob("Data_Entry_2017.csv"))
     assert produced, f"no cohort written under {tmp_path / 'root'}"
     metrics = [p for p in (tmp_path / "root").rglob("metrics*.json") if "synthesize" in p.parts]
@@ -67,3 +74,10 @@ def test_pipeline_runs_under_kfp_local(tmp_path: Path, isolated_mlflow: str):
     runs = client.search_runs([client.get_experiment_by_name("cxr-privacy").experiment_id])
     tags = {r.data.tags["cxrpriv.stage"]: r.data.tags["cxrpriv.pipeline_run"] for r in runs}
     assert tags["synthesize"].startswith("cxr-privacy-")
+    assert tags["preprocess"] == tags["synthesize"] == tags["priors"]
+    assert list((tmp_path / "root").rglob("manifest.parquet")), "the ingest step wrote its dataset"
+    # the priors step read the cohort's re-read table and wrote the file the classifier will read
+    (priors_file,) = (tmp_path / "root").rglob("priors.json")
+    doc = json.loads(priors_file.read_text())
+    assert doc["tables"][0]["layout"] == "reader_wide" and doc["tables"][0]["n_images"] > 0
+    assert list((tmp_path / "root").rglob("priors_summary.json"))

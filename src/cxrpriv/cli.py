@@ -32,10 +32,11 @@ class StageCommand:
 
 def _stage_commands() -> list[StageCommand]:
     # Imported lazily so `cxrpriv --help` stays fast and stages pull heavy dependencies only when used.
+    from cxrpriv.ingest.command import PREPROCESS
     from cxrpriv.priors.command import PRIORS
     from cxrpriv.synth.command import SYNTHESIZE
 
-    return [SYNTHESIZE, PRIORS]
+    return [SYNTHESIZE, PRIORS, PREPROCESS]
 
 
 def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> None:

@@ -1,0 +1,372 @@
+"""Header de-identification: PS3.15 Annex E Basic Application Level Confidentiality Profile with options.
+
+The per-attribute actions are data: ``data/annex_e.csv`` is Table E.1-1 (derived by
+``scripts/derive_annex_e.py``), with the Basic Profile action and each option's override. An enabled
+option's action replaces the Basic Profile's. Compound actions are resolved for CR/DX images as
+X/Z, Z/D, X/Z/D -> Z (the attribute stays, empty: Type 2 conformance without content); X/D -> X;
+X/Z/U* -> X (references to other instances are not released).
+
+Replacement values are keyed (HMAC-SHA256 under the de-identification key, see :mod:`cxrpriv.ingest.keys`):
+
+- Patient ID and Patient's Name become the patient's pseudonym ``P`` + 16 hex digits.
+- Each UID becomes ``2.25.<128-bit integer>`` from its HMAC: consistent across files, runs and batches under
+  one key, so references between instances survive; unrelated to the original without the key.
+- With Retain Longitudinal Temporal Information with Modified Dates, every date moves into the past by the
+  patient's own number of days (1..max_date_shift_days, from the HMAC of the patient ID): intervals between
+  one patient's studies survive, calendar dates do not. Times are kept.
+
+Beyond the table (PS3.15 E.1.1 note 4 advises handling attributes by VR, since the standard grows):
+private elements are removed at any depth; overlay groups (60xx) and curves (50xx) are removed (they can
+carry text); any other DA/DT is shifted (or emptied without the dates option), any other PN is emptied, and
+any other UID that is not a well-known DICOM UID (SOP classes, transfer syntaxes, coding schemes) is
+remapped. Sequences not removed are de-identified recursively at any depth. Finally Patient Identity
+Removed, De-identification Method and its Code Sequence record the profile and options, and Longitudinal
+Temporal Information Modified says whether dates were shifted.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import UID_dictionary
+
+from cxrpriv.ingest.config import DEID_OPTIONS
+from cxrpriv.ingest.keys import DeidKey
+
+ANNEX_E_CSV = Path(__file__).parent / "data" / "annex_e.csv"
+PROFILE_NAME = "cxrpriv PS3.15 Annex E Basic Profile"
+# CID 7050 De-identification Method codes (DCM).
+METHOD_CODES = {
+    "basic": ("113100", "Basic Application Confidentiality Profile"),
+    "clean_pixel_data": ("113101", "Clean Pixel Data Option"),
+    "clean_descriptors": ("113105", "Clean Descriptors Option"),
+    "retain_long_modified_dates": (
+        "113107",
+        "Retain Longitudinal Temporal Information Modified Dates Option",
+    ),
+    "retain_patient_characteristics": ("113108", "Retain Patient Characteristics Option"),
+    "retain_device_identity": ("113109", "Retain Device Identity Option"),
+    "retain_uids": ("113110", "Retain UIDs Option"),
+    "retain_institution_identity": ("113112", "Retain Institution Identity Option"),
+}
+COMPOUND = {"X/Z": "Z", "Z/D": "Z", "X/Z/D": "Z", "X/D": "X", "X/Z/U*": "X", "X/Z/U\\*": "X"}
+TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "AS"})
+BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
+NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
+# Where identifying words hide inside free text (used by the "C" action on descriptors).
+IDENTIFYING_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "OtherPatientIDs",
+    "PatientBirthDate",
+    "AccessionNumber",
+    "InstitutionName",
+    "InstitutionAddress",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "StudyID",
+)
+PSEUDONYM = re.compile(r"^P[0-9a-f]{16}$")
+
+
+class DeidError(ValueError):
+    """A dataset that cannot be de-identified (e.g. no Patient ID to key its pseudonym on)."""
+
+
+@dataclass(frozen=True)
+class AnnexERow:
+    tag: str  # 8 hex digits, 'x' for repeating-group digits
+    name: str
+    basic: str
+    options: dict[str, str]
+
+
+@functools.cache
+def annex_e_table() -> tuple[AnnexERow, ...]:
+    with ANNEX_E_CSV.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return tuple(
+        AnnexERow(
+            r["tag"],
+            r["name"],
+            r["basic"],
+            {o: r[o] for o in (*DEID_OPTIONS, "retain_long_full_dates") if r[o]},
+        )
+        for r in rows
+    )
+
+
+def resolve_actions(options: Iterable[str]) -> tuple[dict[int, str], list[tuple[int, int, str]]]:
+    """Per-tag action codes (X, Z, D, K, C, U) under the options; repeating groups as (mask, value, code)."""
+    enabled = [o for o in DEID_OPTIONS if o in set(options)]
+    exact: dict[int, str] = {}
+    masked: list[tuple[int, int, str]] = []
+    for row in annex_e_table():
+        action = row.basic
+        for option in enabled:
+            action = row.options.get(option, action)
+        action = COMPOUND.get(action, action)
+        if "x" in row.tag:
+            mask = int("".join("0" if c == "x" else "F" for c in row.tag), 16)
+            masked.append((mask, int(row.tag.replace("x", "0"), 16), action))
+        else:
+            exact[int(row.tag, 16)] = action
+    return exact, masked
+
+
+@dataclass(frozen=True)
+class DeidResult:
+    dataset: Dataset
+    patient_pseudonym: str
+    date_shift_days: int | None
+
+
+def _parse_date(text: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(text.strip()[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def patient_age_years(ds: Dataset) -> int | None:
+    """Age from Patient's Age ('057Y', '006M', '010W', '003D'), else from birth and study dates."""
+    age = str(ds.get("PatientAge", "") or "").strip().upper()
+    match = re.fullmatch(r"(\d{1,3})([YMWD])", age)
+    if match:
+        value, unit = int(match.group(1)), match.group(2)
+        return {"Y": value, "M": value // 12, "W": value // 52, "D": value // 365}[unit]
+    birth = _parse_date(str(ds.get("PatientBirthDate", "") or ""))
+    study = _parse_date(str(ds.get("StudyDate", "") or ds.get("ContentDate", "") or ""))
+    if birth and study and study >= birth:
+        return int((study - birth).days // 365.25)
+    return None
+
+
+class Deidentifier:
+    """Applies the profile to datasets in place; one instance serves a whole run (it keeps no state)."""
+
+    def __init__(self, key: DeidKey, options: Sequence[str], max_date_shift_days: int) -> None:
+        self.key = key
+        self.options = tuple(o for o in DEID_OPTIONS if o in set(options))
+        self.max_date_shift_days = max_date_shift_days
+        self.exact, self.masked = resolve_actions(self.options)
+        self.shift_dates = "retain_long_modified_dates" in self.options
+
+    # ----------------------------------------------------------------- keyed derivations
+
+    def pseudonym(self, patient_id: str) -> str:
+        return "P" + self.key.digest("patient", patient_id.strip()).hex()[:16]
+
+    def date_shift_days(self, patient_id: str) -> int:
+        value = int.from_bytes(self.key.digest("date-shift", patient_id.strip())[:8], "big")
+        return 1 + value % self.max_date_shift_days
+
+    def uid(self, uid: str) -> str:
+        return "2.25." + str(int.from_bytes(self.key.digest("uid", uid.strip())[:16], "big"))
+
+    def image_id(self, unique: str) -> str:
+        return "I" + self.key.digest("image", unique).hex()[:16]
+
+    # ----------------------------------------------------------------- the profile
+
+    def apply(self, ds: Dataset, clean_pixel_data: bool = False) -> DeidResult:
+        patient_id = str(ds.get("PatientID", "") or "").strip()
+        if not patient_id:
+            raise DeidError("no Patient ID: cannot assign a pseudonym (patient-wise splits need one)")
+        pseudonym = self.pseudonym(patient_id)
+        shift = self.date_shift_days(patient_id) if self.shift_dates else None
+        age = patient_age_years(ds)
+        tokens = _identifying_tokens(ds) if "clean_descriptors" in self.options else ()
+        self._clean(ds, shift, tokens)
+        if hasattr(ds, "file_meta") and "MediaStorageSOPInstanceUID" in ds.file_meta:
+            ds.file_meta.MediaStorageSOPInstanceUID = self.uid(str(ds.file_meta.MediaStorageSOPInstanceUID))
+        ds.PatientID = pseudonym
+        ds.PatientName = pseudonym
+        if "retain_patient_characteristics" in self.options and age is not None and "PatientAge" not in ds:
+            ds.PatientAge = f"{min(age, 999):03d}Y"
+        self._record_method(ds, clean_pixel_data)
+        return DeidResult(ds, pseudonym, shift)
+
+    def _action(self, tag: int) -> str | None:
+        if tag in self.exact:
+            return self.exact[tag]
+        for mask, value, action in self.masked:
+            if tag & mask == value:
+                return action
+        return None
+
+    def _clean(self, ds: Dataset, shift: int | None, tokens: Sequence[str]) -> None:
+        # Decide on the tag and VR of the raw element first: converting every element's value costs more
+        # than the rest of the profile, and most elements (pixel module, acquisition) are kept untouched.
+        for tag in list(ds._dict):
+            group = tag >> 16
+            if group & 1 or tag & 0xFFFF == 0 or (0x6000 <= group <= 0x60FF):
+                del ds[tag]
+                continue
+            vr = _vr(ds, tag)
+            action = self._action(int(tag))
+            if action is None:
+                action = self._default_action(vr, ds, tag)
+            if action == "K" and vr != "SQ":
+                continue
+            if action == "X":
+                del ds[tag]
+                continue
+            self._apply(ds, ds[tag], action, shift, tokens)
+
+    def _default_action(self, vr: str, ds: Dataset, tag: int) -> str:
+        if vr in ("DA", "DT"):
+            return "C" if self.shift_dates else "Z"
+        if vr == "TM" and not self.shift_dates:
+            return "Z"
+        if vr == "PN":
+            return "Z"
+        if vr == "UI":
+            return "K" if _well_known_uids(ds[tag].value) else "U"
+        return "K"
+
+    def _apply(
+        self, ds: Dataset, elem: DataElement, action: str, shift: int | None, tokens: Sequence[str]
+    ) -> None:
+        vr = elem.VR
+        if action == "X":
+            del ds[elem.tag]
+        elif action == "Z":
+            elem.value = DicomSequence([]) if vr == "SQ" else None
+        elif action == "D":
+            elem.value = _dummy(vr)
+            if vr == "UI":
+                elem.value = self.uid(f"dummy:{elem.tag}")
+        elif action == "U":
+            if vr == "SQ":  # a sequence of references: remap what it holds
+                self._recurse(elem, shift, tokens)
+            elif elem.value:
+                values = elem.value if elem.VM > 1 else [elem.value]
+                mapped = [self.uid(str(v)) for v in values]
+                elem.value = mapped if elem.VM > 1 else mapped[0]
+        elif action == "C":
+            self._clean_value(ds, elem, shift, tokens)
+        elif vr == "SQ":  # K on a sequence keeps it but de-identifies its items
+            self._recurse(elem, shift, tokens)
+
+    def _recurse(self, elem: DataElement, shift: int | None, tokens: Sequence[str]) -> None:
+        for item in elem.value or []:
+            self._clean(item, shift, tokens)
+
+    def _clean_value(self, ds: Dataset, elem: DataElement, shift: int | None, tokens: Sequence[str]) -> None:
+        vr = elem.VR
+        if vr == "SQ":
+            self._recurse(elem, shift, tokens)
+        elif vr in ("DA", "DT"):
+            if shift is None:
+                elem.value = None
+            else:
+                elem.value = _shift_dates(elem.value, vr, shift)
+        elif vr == "TM":
+            pass  # whole-day shifts leave times of day as they were
+        elif vr in TEXT_VRS and tokens:
+            elem.value = _scrub(elem.value, tokens)
+        elif vr in TEXT_VRS or vr in BINARY_VRS:
+            # Nothing known to clean this with: fall back to the Basic Profile's stance (no content).
+            elem.value = None
+
+    def _record_method(self, ds: Dataset, clean_pixel_data: bool) -> None:
+        ds.PatientIdentityRemoved = "YES"
+        names = ["basic", *self.options] + (["clean_pixel_data"] if clean_pixel_data else [])
+        ds.DeidentificationMethod = [PROFILE_NAME, *(METHOD_CODES[n][1][:64] for n in names[1:])]
+        items = []
+        for name in names:
+            code, meaning = METHOD_CODES[name]
+            item = Dataset()
+            item.CodeValue = code
+            item.CodingSchemeDesignator = "DCM"
+            item.CodeMeaning = meaning
+            items.append(item)
+        ds.DeidentificationMethodCodeSequence = DicomSequence(items)
+        ds.LongitudinalTemporalInformationModified = "MODIFIED" if self.shift_dates else "REMOVED"
+
+
+def _vr(ds: Dataset, tag: int) -> str:
+    """An element's VR without converting its value (implicit-VR files carry none: use the dictionary)."""
+    elem = ds._dict[tag]
+    if elem.VR:
+        return str(elem.VR)
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+
+
+def _well_known_uids(value: object) -> bool:
+    values = value if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue" else [value]
+    return all(str(v) in UID_dictionary for v in values)  # type: ignore[union-attr]
+
+
+def _dummy(vr: str) -> object:
+    if vr == "SQ":
+        return DicomSequence([])
+    if vr == "DA":
+        return "19000101"
+    if vr == "TM":
+        return "000000"
+    if vr == "DT":
+        return "19000101000000"
+    if vr == "AS":
+        return "000Y"
+    if vr in ("IS", "DS"):
+        return "0"
+    if vr in NUMBER_VRS:
+        return 0
+    if vr in BINARY_VRS:
+        return b""
+    return "ANONYMIZED"
+
+
+def _shift_one(text: str, vr: str, shift: int) -> str | None:
+    date = _parse_date(text)
+    if date is None:
+        return None  # an unparseable date is not kept: it might still be the real one
+    moved = (date - dt.timedelta(days=shift)).strftime("%Y%m%d")
+    return moved + (text.strip()[8:] if vr == "DT" else "")
+
+
+def _shift_dates(value: object, vr: str, shift: int) -> object:
+    if not value:
+        return value
+    if isinstance(value, str):
+        return _shift_one(value, vr, shift)
+    moved = [_shift_one(str(v), vr, shift) for v in value]  # type: ignore[union-attr]
+    return None if any(m is None for m in moved) else moved
+
+
+def _identifying_tokens(ds: Dataset) -> tuple[str, ...]:
+    """Words of the dataset's own identifying values, longest first (what free text could repeat)."""
+    words: set[str] = set()
+    for keyword in IDENTIFYING_KEYWORDS:
+        value = ds.get(keyword)
+        if not value:
+            continue
+        values = value if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue" else [value]
+        for v in values:
+            words.update(w for w in re.split(r"[\^\s,/]+", str(v)) if len(w) >= 3)
+    return tuple(sorted(words, key=len, reverse=True))
+
+
+def _scrub(value: object, tokens: Sequence[str]) -> object:
+    if value is None or not tokens:
+        return value
+    pattern = re.compile("|".join(re.escape(t) for t in tokens), re.IGNORECASE)
+    if isinstance(value, str):
+        return pattern.sub("", value)
+    return [pattern.sub("", str(v)) for v in value]  # type: ignore[union-attr]
