@@ -22,18 +22,14 @@ def preprocess(
     metrics: dsl.Output[dsl.Metrics],
     plots: dsl.Output[dsl.Artifact],
 ) -> None:
-    import json
-    import os
     from pathlib import Path
 
-    from cxrpriv.config import build_config
     from cxrpriv.ingest.command import run_preprocess
     from cxrpriv.ingest.config import PreprocessConfig
     from cxrpriv.ingest.keys import load_key
-    from cxrpriv.tracking import flatten
+    from cxrpriv.pipeline_edge import component_config, log_kfp_metrics
 
-    os.environ.setdefault("CXRPRIV_PIPELINE_RUN", pipeline_run)
-    config = build_config(PreprocessConfig, json.loads(config_json), source="pipeline parameter config_json")
+    config = component_config(PreprocessConfig, config_json, pipeline_run)
     source = Path(cohort.path) / "dataset"
     values = run_preprocess(
         config,
@@ -47,6 +43,4 @@ def preprocess(
         load_key(throwaway=throwaway_key),
         progress=False,
     )
-    for name, value in flatten("", values).items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            metrics.log_metric(name, value)
+    log_kfp_metrics(metrics, values)

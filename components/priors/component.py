@@ -16,17 +16,13 @@ def priors(
     metrics: dsl.Output[dsl.Metrics],
     plots: dsl.Output[dsl.Artifact],
 ) -> None:
-    import json
-    import os
     from pathlib import Path
 
-    from cxrpriv.config import build_config
+    from cxrpriv.pipeline_edge import component_config, log_kfp_metrics
     from cxrpriv.priors.command import run_priors
     from cxrpriv.priors.config import PriorsConfig
-    from cxrpriv.tracking import flatten
 
-    os.environ.setdefault("CXRPRIV_PIPELINE_RUN", pipeline_run)
-    config = build_config(PriorsConfig, json.loads(config_json), source="pipeline parameter config_json")
+    config = component_config(PriorsConfig, config_json, pipeline_run)
     dataset = Path(cohort.path) / "dataset"
     values = run_priors(
         config,
@@ -39,6 +35,4 @@ def priors(
         Path(plots.path),
         profile,
     )
-    for name, value in flatten("", values).items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            metrics.log_metric(name, value)
+    log_kfp_metrics(metrics, values)

@@ -15,16 +15,13 @@ def synthesize(
     metrics: dsl.Output[dsl.Metrics],
     plots: dsl.Output[dsl.Artifact],
 ) -> None:
-    import json
-    import os
     from pathlib import Path
 
-    from cxrpriv.config import build_config
+    from cxrpriv.pipeline_edge import component_config, log_kfp_metrics
     from cxrpriv.synth.command import run_synthesize
     from cxrpriv.synth.config import SynthesizeConfig
 
-    os.environ.setdefault("CXRPRIV_PIPELINE_RUN", pipeline_run)
-    config = build_config(SynthesizeConfig, json.loads(config_json), source="pipeline parameter config_json")
+    config = component_config(SynthesizeConfig, config_json, pipeline_run)
     values = run_synthesize(
         config,
         Path(cohort.path),
@@ -33,6 +30,4 @@ def synthesize(
         profile,
         progress=False,
     )
-    for name, value in values.items():
-        if isinstance(value, int | float):
-            metrics.log_metric(name, value)
+    log_kfp_metrics(metrics, values)
