@@ -30,6 +30,23 @@ class StageCommand:
     run: Callable[[Any, argparse.Namespace, str], int]
 
 
+def add_output_options(parser: argparse.ArgumentParser, stage: str, out: Path, out_help: str) -> None:
+    """The output options every stage shares: data directory, DVC metrics file, plots directory."""
+    parser.add_argument("--out", type=Path, default=out, help=f"{out_help} (default: %(default)s).")
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        default=Path(f"metrics/{stage}.json"),
+        help="Metrics JSON for DVC (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=Path(f"plots/{stage}"),
+        help="Directory for the stage's PNG plots (default: %(default)s).",
+    )
+
+
 def _stage_commands() -> list[StageCommand]:
     # Imported lazily so `cxrpriv --help` stays fast and stages pull heavy dependencies only when used.
     from cxrpriv.ingest.command import PREPROCESS

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cxrpriv.ingest.labels import FINDINGS, LabelsError, LabelsTable, parse_findings
+from cxrpriv.chestxray14 import FINDINGS
+from cxrpriv.ingest.labels import LabelsError, LabelsTable, parse_findings
 from cxrpriv.synth.stats import FINDINGS as SYNTH_FINDINGS
 
 HEADER = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position\n"

@@ -12,7 +12,7 @@ import pandas as pd
 import pydicom
 import pytest
 
-from cxrpriv.ingest.labels import FINDINGS
+from cxrpriv.chestxray14 import FINDINGS
 from cxrpriv.ingest.shards import ShardReader
 from cxrpriv.ingest.stage import IngestResult, StageError
 from cxrpriv.ingest.validation import MANIFEST_COLUMNS

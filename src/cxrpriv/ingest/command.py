@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from cxrpriv.cli import StageCommand
+from cxrpriv.cli import StageCommand, add_output_options
 from cxrpriv.config import config_to_dict
 from cxrpriv.ingest.config import PreprocessConfig
 from cxrpriv.ingest.keys import KEY_ENV, DeidKey, KeyUnavailableError, load_key
@@ -29,21 +29,7 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         default="data/synthetic/dataset/Data_Entry_2017.csv",
         help="Labels table in the ChestX-ray14 Data_Entry_2017 format, path or s3:// (default: %(default)s).",
     )
-    parser.add_argument(
-        "--out", type=Path, default=Path("data/ingest"), help="Output directory (default: %(default)s)."
-    )
-    parser.add_argument(
-        "--metrics",
-        type=Path,
-        default=Path("metrics/preprocess.json"),
-        help="Metrics JSON for DVC (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--plots",
-        type=Path,
-        default=Path("plots/preprocess"),
-        help="Directory for the stage's PNG plots (default: %(default)s).",
-    )
+    add_output_options(parser, "preprocess", Path("data/ingest"), "Output directory")
     parser.add_argument(
         "--key-file",
         type=Path,

@@ -15,25 +15,9 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
-# The 14 findings of ChestX-ray14, in the order of its paper and of the manifest's label columns.
-FINDINGS = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Effusion",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pneumonia",
-    "Pneumothorax",
-    "Consolidation",
-    "Edema",
-    "Emphysema",
-    "Fibrosis",
-    "Pleural_Thickening",
-    "Hernia",
-)
+from cxrpriv.chestxray14 import FINDINGS, NO_FINDING
+
 REQUIRED_COLUMNS = ("Image Index", "Finding Labels")
-NO_FINDING = "No Finding"
 
 
 class LabelsError(ValueError):

@@ -36,10 +36,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from cxrpriv.chestxray14 import FINDINGS
 from cxrpriv.ingest.config import SPLITS, PreprocessConfig
 from cxrpriv.ingest.deid import Deidentifier
 from cxrpriv.ingest.keys import DeidKey
-from cxrpriv.ingest.labels import FINDINGS, LabelsTable
+from cxrpriv.ingest.labels import LabelsTable
 from cxrpriv.ingest.process import (
     INGESTED,
     OUTCOMES,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from cxrpriv.chestxray14 import FINDINGS
 from cxrpriv.ingest.config import SPLITS
-from cxrpriv.ingest.labels import FINDINGS
 
 MANIFEST_COLUMNS = (
     "image_id",

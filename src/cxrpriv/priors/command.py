@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cxrpriv.cli import StageCommand
+from cxrpriv.cli import StageCommand, add_output_options
 from cxrpriv.config import config_to_dict
 from cxrpriv.priors import PriorsInputError
 from cxrpriv.priors.config import PriorsConfig
@@ -69,24 +69,7 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         help="YAML/JSON file mapping re-read finding names to ChestX-ray14 findings or "
         "groups, over the built-in mapping (see cxrpriv.priors.vocabulary).",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("data/priors"),
-        help=f"Output directory for {PRIORS_FILE} (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--metrics",
-        type=Path,
-        default=Path("metrics/priors.json"),
-        help="Metrics JSON for DVC (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--plots",
-        type=Path,
-        default=Path("plots/priors"),
-        help="Directory for the stage's heatmaps (default: %(default)s).",
-    )
+    add_output_options(parser, "priors", Path("data/priors"), f"Output directory for {PRIORS_FILE}")
 
 
 def reread_inputs(paths: Sequence[Path] | None, layouts: Sequence[str] | None) -> list[tuple[Path, str]]:

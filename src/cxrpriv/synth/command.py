@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from cxrpriv.cli import StageCommand
+from cxrpriv.cli import StageCommand, add_output_options
 from cxrpriv.config import config_to_dict
 from cxrpriv.synth.config import SynthesizeConfig
 
@@ -17,23 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def _add_io(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("data/synthetic"),
-        help="Output directory for dataset/ and answer_key/ (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--metrics",
-        type=Path,
-        default=Path("metrics/synthesize.json"),
-        help="Metrics JSON for DVC (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--plots",
-        type=Path,
-        default=Path("plots/synthesize"),
-        help="Directory for the stage's PNG plots (default: %(default)s).",
+    add_output_options(
+        parser, "synthesize", Path("data/synthetic"), "Output directory for dataset/ and answer_key/"
     )
     parser.add_argument("--force", action="store_true", help="Replace an existing output directory.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
