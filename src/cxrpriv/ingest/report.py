@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrpriv.figures import save_figure
 from cxrpriv.ingest.process import reason_category
 from cxrpriv.ingest.shards import ShardReader
 
@@ -36,11 +37,7 @@ def write_plots(out_dir: Path, files: pd.DataFrame, plots_dir: Path) -> list[Pat
     ax.set_xscale("log")
     ax.set_xlabel("files")
     ax.set_title("Outcome of every input file")
-    fig.tight_layout()
-    path = plots_dir / "outcomes.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
+    written.append(save_figure(fig, plots_dir / "outcomes.png", dpi=100))
 
     manifest_path = out_dir / "manifest.parquet"
     if manifest_path.is_file():
@@ -65,9 +62,5 @@ def write_plots(out_dir: Path, files: pd.DataFrame, plots_dir: Path) -> list[Pat
             ax.set_yscale("log")
             ax.set_title("Intensity histograms after standardization, by source encoding")
             ax.legend(fontsize=8)
-            fig.tight_layout()
-            path = plots_dir / "intensity.png"
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-            written.append(path)
+            written.append(save_figure(fig, plots_dir / "intensity.png", dpi=100))
     return written

@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # headless: stages run in containers and CI
 import matplotlib.pyplot as plt
 import numpy as np
 
+from cxrpriv.figures import save_figure
+
 
 def write_plots(document: dict[str, Any], plots_dir: Path) -> list[Path]:
     plots_dir = Path(plots_dir)
@@ -77,10 +79,7 @@ def _findings(document: dict[str, Any], path: Path) -> Path:
     image = _heatmap(ax, values, findings, ["P(true | mined=1)", "P(true | mined=0)"], marks=marks)
     fig.colorbar(image, ax=ax, fraction=0.05)
     ax.set_title(f"Label priors ({document['config']['prior_basis']}); * transferred or fallback", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _kappa(document: dict[str, Any], path: Path) -> Path | None:
@@ -95,10 +94,7 @@ def _kappa(document: dict[str, Any], path: Path) -> Path | None:
     image = _heatmap(ax, values, [t["name"] for t in tables], targets, vmin=-0.2, vmax=1.0)
     fig.colorbar(image, ax=ax, fraction=0.05)
     ax.set_title("Inter-reader agreement (Fleiss' kappa)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _comorbidity(block: dict[str, Any], title: str, path: Path) -> Path:
@@ -110,10 +106,7 @@ def _comorbidity(block: dict[str, Any], title: str, path: Path) -> Path:
     image = _heatmap(ax, values, names, names, vmax=max(0.05, float(np.nanmax(values, initial=0.05))))
     fig.colorbar(image, ax=ax, fraction=0.05)
     ax.set_title(f"{title}, n={block['n_images']}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _readers(table: dict[str, Any], path: Path) -> Path:
@@ -138,10 +131,7 @@ def _readers(table: dict[str, Any], path: Path) -> Path:
         image = _heatmap(ax, values, readers, targets, vmin=low, vmax=1.0)
         fig.colorbar(image, ax=ax, fraction=0.05)
         ax.set_title(f"Dawid-Skene {key}, {table['name']} (blank: not identified)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _num(value: float | None) -> float:

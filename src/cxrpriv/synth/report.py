@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # headless: stages run in containers and CI
 import matplotlib.pyplot as plt
 import numpy as np
 
+from cxrpriv.figures import save_figure
 from cxrpriv.synth.cohort import CohortSummary
 from cxrpriv.synth.stats import FINDINGS, CohortStats
 
@@ -39,10 +40,7 @@ def _examples(summary: CohortSummary, path: Path) -> Path | None:
         ax.imshow(p.image, cmap="gray", vmin=0, vmax=1)
         ax.set_title(p.labels.replace("|", "\n"), fontsize=6)
     fig.suptitle("Synthetic cohort: one row per patient, follow-ups left to right (true labels)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _prevalence(summary: CohortSummary, path: Path) -> Path:
@@ -59,10 +57,7 @@ def _prevalence(summary: CohortSummary, path: Path) -> Path:
     ax.set_ylabel("fraction of images")
     ax.legend(fontsize=8)
     ax.set_title("Finding prevalence", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _images_per_patient(summary: CohortSummary, stats: CohortStats, path: Path) -> Path:
@@ -77,10 +72,7 @@ def _images_per_patient(summary: CohortSummary, stats: CohortStats, path: Path) 
     ax.set_xlabel("images per patient")
     ax.set_ylabel("fraction of patients")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _naive_attack(summary: CohortSummary, path: Path) -> Path | None:
@@ -94,7 +86,4 @@ def _naive_attack(summary: CohortSummary, path: Path) -> Path | None:
     ax.set_xlabel("thumbnail correlation (32x32)")
     ax.set_title(f"Naive attacker: AUC {attack.auc:.3f}", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
