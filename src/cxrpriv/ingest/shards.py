@@ -107,7 +107,8 @@ class ShardReader:
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def _shard(self, number: int) -> np.ndarray:
+    def shard(self, number: int) -> np.ndarray:
+        """The memory-mapped image array of one shard."""
         if number not in self._images:
             path = self.root / IMAGES_DIR / f"{shard_name(number)}.npy"
             self._images[number] = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -115,7 +116,7 @@ class ShardReader:
 
     def __getitem__(self, row: int) -> np.ndarray:
         record = self.manifest.iloc[row]
-        return np.asarray(self._shard(int(record["shard"]))[int(record["offset"])])
+        return np.asarray(self.shard(int(record["shard"]))[int(record["offset"])])
 
     def image(self, image_id: str) -> np.ndarray:
         return self[self._row_by_id[image_id]]
