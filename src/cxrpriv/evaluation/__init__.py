@@ -1,0 +1,1 @@
+"""Metrics with uncertainty, shared by the model stages and the privacy-utility evaluation."""
