@@ -19,6 +19,7 @@ DEID_OPTIONS = (
 SPLITS = ("train", "validation", "test")
 ASPECT_POLICIES = ("pad", "crop", "stretch")
 INTENSITY_METHODS = ("percentile", "landmarks")
+LOG_PATHS = ("relative", "keyed")
 BURNED_IN_POLICIES = ("quarantine", "blank")
 DTYPES = ("uint8", "uint16")
 
@@ -62,6 +63,11 @@ class PreprocessConfig:
     split_seed: int = help_field("Seed of the patient-wise stratified split.")
     shard_size: int = help_field("Images per shard file.")
     workers: int = help_field("Worker processes (0: one per CPU core).")
+    log_paths: Literal["relative", "keyed"] = help_field(
+        "How logs and errors name input files: 'relative' (the path under the source) or 'keyed' "
+        "(file:<HMAC of the path>, for archives whose folder or file names may carry patient names; the "
+        "report's path_key column maps it back to the path)."
+    )
 
     def validate(self) -> None:
         checks = [
@@ -81,6 +87,7 @@ class PreprocessConfig:
             (1 <= self.max_date_shift_days <= 36500, "max_date_shift_days must be within 1..36500"),
             (self.shard_size >= 1, "shard_size must be at least 1"),
             (self.workers >= 0, "workers must be >= 0"),
+            (self.log_paths in LOG_PATHS, f"log_paths must be one of {LOG_PATHS}"),
         ]
         for ok, message in checks:
             if not ok:

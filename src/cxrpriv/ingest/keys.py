@@ -56,6 +56,10 @@ class DeidKey:
         """A keyed file checksum: detects changed files without letting outsiders test membership."""
         return hmac.digest(self.secret, data, "sha256").hex()
 
+    def path_tag(self, path: str) -> str:
+        """A stand-in for a source path in logs: the path may name a patient, the tag names nobody."""
+        return "file:" + self.digest("source-path", path).hex()[:16]
+
     def check_value(self) -> str:
         """A short value that identifies the key (to refuse mixing keys in one output), not the key itself."""
         return self.digest("key-check", b"").hex()[:16]

@@ -74,6 +74,10 @@ class WorkerContext:
     key: DeidKey
     keep_original_ids: bool = False
 
+    def shown_path(self, path: str) -> str:
+        """How logs name an input file (``log_paths``)."""
+        return self.key.path_tag(path) if self.config.log_paths == "keyed" else path
+
     @property
     def work_side(self) -> int:
         return max(MIN_WORK_SIDE, 2 * self.config.image_size)
@@ -110,7 +114,7 @@ def process_file(ctx: WorkerContext, item: SourceFile, deid: Deidentifier) -> Fi
     except NoContrastError as exc:
         result.outcome, result.reason, result.image = REJECTED, str(exc), None
     except Exception as exc:  # never let one file end the run; the type (not the message) names the problem
-        log.warning("%s: unexpected %s while processing", item.path, type(exc).__name__)
+        log.warning("%s: unexpected %s while processing", ctx.shown_path(item.path), type(exc).__name__)
         result.outcome, result.reason = REJECTED, f"unexpected error while processing ({type(exc).__name__})"
         result.image = result.header_line = None
     result.seconds = time.perf_counter() - start

@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 REPORT_COLUMNS = (
     "path",
+    "path_key",
     "size",
     "fingerprint",
     "checksum",
@@ -205,6 +206,8 @@ def preprocess(
     _check_state(state, key, config)
     run = int(state.get("runs", 0)) + 1
     previous_files, previous_manifest = _previous(out_dir)
+    if "path_key" not in previous_files.columns:  # a report written before the column existed
+        previous_files.insert(1, "path_key", previous_files["path"].map(key.path_tag))
     # Compact views of the previous report: a few hundred bytes per file, not a dict per row.
     before = {
         path: (fingerprint, checksum, _final(checksum, reason))
@@ -285,10 +288,11 @@ def preprocess(
                 if res.path in path_to_image:
                     replaced.add(path_to_image[res.path])
             else:
-                log.info("%s: %s (%s)", res.path, res.outcome, res.reason)
+                log.info("%s: %s (%s)", ctx.shown_path(res.path), res.outcome, res.reason)
             file_rows.append(
                 {
                     "path": res.path,
+                    "path_key": key.path_tag(res.path),
                     "size": res.size,
                     "fingerprint": res.fingerprint,
                     "checksum": res.checksum,
