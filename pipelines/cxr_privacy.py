@@ -14,10 +14,12 @@ from kfp import compiler, dsl, kubernetes
 from components.preprocess.component import preprocess
 from components.priors.component import priors
 from components.synthesize.component import synthesize
+from components.train_classifier.component import train_classifier
+from components.train_reid.component import train_reid
 from cxrpriv.config import DEFAULT_PARAMS_FILE, read_params, stage_values
-from pipelines.resources import cpu_task
+from pipelines.resources import cpu_task, gpu_task
 
-STAGES = ("synthesize", "priors", "preprocess")
+STAGES = ("synthesize", "priors", "preprocess", "train_reid", "train_classifier")
 # The de-identification key: a Kubernetes secret in the pipeline's namespace, given to the preprocess step
 # as $CXRPRIV_DEID_KEY (kubectl create secret generic cxrpriv-deid-key --from-literal=key=<64 hex digits>).
 DEID_KEY_SECRET = "cxrpriv-deid-key"
@@ -44,6 +46,8 @@ def build_pipeline(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None 
         synthesize_config: str = defaults["synthesize_config"],
         priors_config: str = defaults["priors_config"],
         preprocess_config: str = defaults["preprocess_config"],
+        train_reid_config: str = defaults["train_reid_config"],
+        train_classifier_config: str = defaults["train_classifier_config"],
         # Local and test runs only: without the secret, ingest with a random key (never for real data).
         throwaway_key: bool = False,
     ) -> None:
@@ -74,6 +78,22 @@ def build_pipeline(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None 
             secret_key_to_env={DEID_KEY_SECRET_KEY: "CXRPRIV_DEID_KEY"},
             optional=True,
         )
+        verifier = train_reid(
+            config_json=train_reid_config,
+            profile=profile,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            dataset=ingest.outputs["dataset"],
+        )
+        gpu_task(verifier, gpus=1)
+        classifier = train_classifier(
+            config_json=train_classifier_config,
+            profile=profile,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            dataset=ingest.outputs["dataset"],
+            label_priors=label_priors.outputs["label_priors"],
+            cohort=cohort.outputs["cohort"],  # the answer key: clean labels and masks
+        )
+        gpu_task(classifier, gpus=1)
 
     return cxr_privacy
 

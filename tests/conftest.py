@@ -39,3 +39,38 @@ def isolated_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(store)  # artifacts of a SQLite store default to ./mlruns
     return uri
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestedCohort:
+    cohort: Path  # the synthetic cohort (dataset/, answer_key/)
+    ingest: Path  # its ingest output
+
+
+@pytest.fixture(scope="session")
+def tiny_ingested_cohort(tmp_path_factory: pytest.TempPathFactory) -> IngestedCohort:
+    """Twelve patients (up to four films each) at 64 px, ingested at 32 px with a test key, built once for
+    the model-stage tests (treat as read-only)."""
+    from cxrpriv.ingest.config import PreprocessConfig
+    from cxrpriv.ingest.keys import DeidKey
+    from cxrpriv.ingest.labels import LabelsTable
+    from cxrpriv.ingest.sources import FolderSource
+    from cxrpriv.ingest.stage import preprocess
+    from cxrpriv.synth.cohort import synthesize
+
+    root = tmp_path_factory.mktemp("tiny-ingested")
+    cohort = root / "cohort"
+    settings = {
+        "n_patients": 12,
+        "max_images_per_patient": 4,
+        "burned_text_fraction": 0.0,
+        "broken_per_kind": 0,
+    }
+    synthesize(tiny_synth_config(**settings), cohort, progress=False)
+    base = load_stage_config(PreprocessConfig, "preprocess", PARAMS, "default")
+    config = dataclasses.replace(base, image_size=32, workers=1, shard_size=16)
+    labels = cohort / "dataset" / "Data_Entry_2017.csv"
+    table = LabelsTable.from_csv(labels.read_bytes(), labels.name)
+    key = DeidKey(b"cxrpriv-model-stage-test-key-0123456789abcdef", "test")
+    preprocess(config, FolderSource(cohort / "dataset" / "dicom"), table, root / "ingest", key)
+    return IngestedCohort(cohort, root / "ingest")

@@ -42,15 +42,22 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
     shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["synthesize"].update(
-        n_patients=5,
+        # enough patients with two films that the verifier's train split has same-patient pairs
+        n_patients=10,
         image_size=64,
-        max_images_per_patient=2,
+        max_images_per_patient=3,
         naive_attack_pairs=20,
         workers=1,
         broken_per_kind=1,
         mask_shard_size=8,
     )
     params["preprocess"].update(image_size=32, workers=1)
+    params["train_reid"].update(
+        image_size=32, width=4, depth=2, max_epochs=1, max_steps_per_epoch=2, n_boot=10, retrieval_k=5
+    )
+    params["train_classifier"].update(
+        image_size=32, width=4, depth=2, stem=1, max_epochs=1, max_steps_per_epoch=2, n_boot=10, batch_size=8
+    )
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], repo)
     _run([str(BIN / "dvc"), "init", "-q"], repo)

@@ -64,7 +64,26 @@ def test_pipeline_runs_under_kfp_local(tmp_path: Path, isolated_mlflow: str):
     tiny = json.dumps(dataclasses.asdict(tiny_synth_config(n_patients=6, reread_fraction=1.0)))
     pipeline = build_pipeline(PARAMS, "default")
     ingest = json.dumps({**stage_values(read_params(PARAMS), "preprocess", "default"), "workers": 1})
-    pipeline(synthesize_config=tiny, preprocess_config=ingest, throwaway_key=True)
+    classifier = json.dumps(
+        {
+            **stage_values(read_params(PARAMS), "train_classifier", "default"),
+            **{"image_size": 32, "width": 4, "depth": 2, "stem": 1, "max_epochs": 1, "n_boot": 10},
+        }
+    )
+    verifier = json.dumps(
+        {
+            **stage_values(read_params(PARAMS), "train_reid", "default"),
+            **{"image_size": 32, "width": 4, "depth": 2, "max_epochs": 1, "max_steps_per_epoch": 2},
+            **{"n_boot": 10, "retrieval_k": 5},
+        }
+    )
+    pipeline(
+        synthesize_config=tiny,
+        preprocess_config=ingest,
+        train_reid_config=verifier,
+        train_classifier_config=classifier,
+        throwaway_key=True,
+    )
     produced = list((tmp_path / "root").rglob("Data_Entry_2017.csv"))
     assert produced, f"no cohort written under {tmp_path / 'root'}"
     metrics = [p for p in (tmp_path / "root").rglob("metrics*.json") if "synthesize" in p.parts]
@@ -81,3 +100,11 @@ def test_pipeline_runs_under_kfp_local(tmp_path: Path, isolated_mlflow: str):
     doc = json.loads(priors_file.read_text())
     assert doc["tables"][0]["layout"] == "reader_wide" and doc["tables"][0]["n_images"] > 0
     assert list((tmp_path / "root").rglob("priors_summary.json"))
+    # the classifier read the ingest output, the priors and the cohort's answer key (clean labels)
+    (evaluation,) = [p for p in (tmp_path / "root").rglob("evaluation.json") if p.parent.name == "classifier"]
+    assert json.loads(evaluation.read_text())["clean"]["source"] == "answer_key"
+    assert list((tmp_path / "root").rglob("model.pt"))
+    # the verifier trained on the ingest output and left a model the anonymizer can rebuild
+    (spec,) = [p for p in (tmp_path / "root").rglob("spec.json") if "reid" in p.read_text()]
+    assert json.loads(spec.read_text())["builder"] == "cxrpriv.reid.model:build_verifier"
+    assert list((tmp_path / "root").rglob("train_reid_summary.json"))

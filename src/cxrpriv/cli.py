@@ -49,11 +49,13 @@ def add_output_options(parser: argparse.ArgumentParser, stage: str, out: Path, o
 
 def _stage_commands() -> list[StageCommand]:
     # Imported lazily so `cxrpriv --help` stays fast and stages pull heavy dependencies only when used.
+    from cxrpriv.classify.command import TRAIN_CLASSIFIER
     from cxrpriv.ingest.command import PREPROCESS
     from cxrpriv.priors.command import PRIORS
+    from cxrpriv.reid.command import TRAIN_REID
     from cxrpriv.synth.command import SYNTHESIZE
 
-    return [SYNTHESIZE, PRIORS, PREPROCESS]
+    return [SYNTHESIZE, PRIORS, PREPROCESS, TRAIN_REID, TRAIN_CLASSIFIER]
 
 
 def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> None:

@@ -21,6 +21,7 @@ def test_registered_model_rebuilds_from_its_state_dict(tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = build_backbone("small_cnn", width=4, depth=2).eval()
     save_state_dict(net, tmp_path / "model.pt")
+    mlflow.set_experiment("registry-test")  # not an experiment id cached by an earlier test's store
     with mlflow.start_run():
         uri = log_state_dict_model(tmp_path / "model.pt", SPEC, registered_name="cxrpriv-test")
     loaded = mlflow.pyfunc.load_model(uri)

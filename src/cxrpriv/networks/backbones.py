@@ -42,11 +42,23 @@ def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-def small_cnn(width: int = 24, depth: int = 4) -> Backbone:
-    """``depth`` blocks of two 3x3 convolutions and a 2x pooling, channels width * (1, 2, 4, 8, ...)."""
+def small_cnn(width: int = 24, depth: int = 4, stem: int = 1) -> Backbone:
+    """``depth`` blocks of two 3x3 convolutions and a 2x pooling, channels width * (1, 2, 4, 8, ...).
+
+    ``stem`` > 1 puts a patchify convolution (kernel = stride = ``stem``, ``width`` channels) in front: the
+    first block then runs at 1/stem of the resolution, which is where most of the compute goes at 128 px.
+    """
     channels = [1] + [width * 2**i for i in range(depth)]
-    blocks = [_conv_block(a, b) for a, b in itertools.pairwise(channels)]
-    return Backbone(nn.Sequential(*blocks), channels[-1])
+    layers: list[nn.Module] = []
+    if stem > 1:
+        layers += [
+            nn.Conv2d(1, width, stem, stride=stem, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        ]
+        channels[0] = width
+    layers += [_conv_block(a, b) for a, b in itertools.pairwise(channels)]
+    return Backbone(nn.Sequential(*layers), channels[-1])
 
 
 def _monai_resnet(builder: type | object) -> Backbone:
@@ -63,10 +75,10 @@ def _monai_densenet121() -> Backbone:
     return Backbone(nn.Sequential(net.features, nn.ReLU(inplace=False)), net.class_layers.out.in_features)
 
 
-def build_backbone(name: str, width: int = 24, depth: int = 4) -> Backbone:
-    """``width``/``depth`` apply to ``small_cnn`` only."""
+def build_backbone(name: str, width: int = 24, depth: int = 4, stem: int = 1) -> Backbone:
+    """``width``/``depth``/``stem`` apply to ``small_cnn`` only."""
     if name == "small_cnn":
-        return small_cnn(width, depth)
+        return small_cnn(width, depth, stem)
     if name == "resnet18":
         return _monai_resnet(resnet18)
     if name == "resnet50":

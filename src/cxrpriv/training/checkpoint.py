@@ -55,6 +55,11 @@ class CheckpointStore:
         self.path.unlink(missing_ok=True)
 
 
+def default_checkpoint_dir(out: Path) -> Path:
+    """``<out>.checkpoint`` beside a stage's output: DVC deletes outputs before a rerun, not this."""
+    return Path(out).with_name(Path(out).name + ".checkpoint")
+
+
 def save_state_dict(model: torch.nn.Module | Mapping[str, torch.Tensor], path: Path) -> None:
     """Weights only, as a state dict (tensors on CPU), written atomically."""
     state = model.state_dict() if isinstance(model, torch.nn.Module) else model

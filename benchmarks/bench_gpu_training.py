@@ -1,0 +1,141 @@
+"""Paper-profile training throughput on a GPU: the verifier (ResNet-50 siamese, 256x256, batch 32) and the
+classifier (DenseNet-121, 256 -> 224 crop, batch 32), each for a few hundred steps through the stages' own
+training functions (the shared loop, image bank, mixed precision).
+
+Reports training images/s (a verifier pair is two images), the seconds the loop waited for data, and the peak
+GPU memory PyTorch allocated. The first epoch (cuDNN autotuning, allocator warm-up) is reported apart.
+
+    python benchmarks/bench_gpu_training.py --ingest .gpu/ingest --priors .gpu/priors/priors.json --epochs 25
+
+Needs only torch, MONAI, numpy, pandas, scikit-learn and the library (no MLflow, DVC or pydicom), so it runs
+on a bare GPU machine with `PYTHONPATH=src`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cxrpriv.config import load_stage_config
+
+PARAMS = Path("params.yaml")
+
+
+def _summary(name: str, history: list[dict[str, float]], batch_images: int, wall: float) -> dict[str, Any]:
+    later = history[1:] or history
+    steps = sum(h["train_steps"] for h in later)
+    seconds = sum(h["train_seconds"] for h in later)
+    waiting = sum(h["data_seconds"] for h in later)
+    first = history[0]
+    return {
+        "model": name,
+        "epochs": len(history),
+        "steps_total": int(sum(h["train_steps"] for h in history)),
+        "first_epoch_images_per_s": first["train_steps"] * batch_images / max(first["train_seconds"], 1e-9),
+        "images_per_s": steps * batch_images / max(seconds, 1e-9),
+        "data_wait_fraction": waiting / max(seconds, 1e-9),
+        "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30
+        if torch.cuda.is_available()
+        else 0.0,
+        "wall_s_with_evaluation": wall,
+    }
+
+
+def bench_verifier(ingest: Path, steps_per_epoch: int, epochs: int) -> dict[str, Any]:
+    from cxrpriv.reid.config import TrainReidConfig
+    from cxrpriv.reid.stage import train_reid
+
+    overrides = {
+        "max_epochs": epochs,
+        "max_steps_per_epoch": steps_per_epoch,
+        "patience": epochs,
+        "n_boot": 20,
+    }
+    config = load_stage_config(TrainReidConfig, "train_reid", PARAMS, "paper", overrides)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train_reid(config, ingest, checkpoint_dir=Path(tmp), device="auto", progress=False)
+    summary = _summary(
+        f"verifier {config.backbone} {config.image_size}px",
+        result.history,
+        2 * config.batch_size,
+        time.perf_counter() - start,
+    )
+    summary["test_auc"] = result.metrics.get("verification", {}).get("auc", {}).get("value")
+    return summary
+
+
+def bench_classifier(ingest: Path, priors: Path, steps_per_epoch: int, epochs: int) -> dict[str, Any]:
+    from cxrpriv.classify.config import ClassifierConfig
+    from cxrpriv.classify.data import load_data
+    from cxrpriv.classify.stage import train_classifier
+    from cxrpriv.training.accelerator import select_accelerator
+
+    overrides = {
+        "max_epochs": epochs,
+        "max_steps_per_epoch": steps_per_epoch,
+        "patience": epochs,
+        "n_boot": 20,
+    }
+    config = load_stage_config(ClassifierConfig, "train_classifier", PARAMS, "paper", overrides)
+    data = load_data(config, ingest, priors, None, None, config.image_size)
+    accelerator = select_accelerator("auto", config.mixed_precision)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train_classifier(config, data, ingest, accelerator, checkpoint_dir=Path(tmp), progress=False)
+    return _summary(
+        f"classifier {config.backbone} {config.image_size}px",
+        result.fit.history,
+        config.batch_size,
+        time.perf_counter() - start,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--ingest", type=Path, required=True, help="An ingest output at the paper size (256)."
+    )
+    parser.add_argument("--priors", type=Path, required=True, help="priors.json for the classifier.")
+    parser.add_argument("--epochs", type=int, default=25, help="Epochs per model (early stopping is off).")
+    parser.add_argument("--steps-per-epoch", type=int, default=50, help="Cap on steps per epoch.")
+    parser.add_argument("--only", choices=("verifier", "classifier"), default=None)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    epochs = args.epochs
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+    print(f"device: {device}; torch {torch.__version__}; python {sys.version.split()[0]}", flush=True)
+    rows = []
+    if args.only in (None, "verifier"):
+        rows.append(bench_verifier(args.ingest, args.steps_per_epoch, epochs))
+        print(json.dumps(rows[-1]), flush=True)
+    if args.only in (None, "classifier"):
+        rows.append(bench_classifier(args.ingest, args.priors, args.steps_per_epoch, epochs))
+        print(json.dumps(rows[-1]), flush=True)
+    print("\n| model | steps | epoch-1 img/s | img/s (later epochs) | data wait | peak GPU memory (GiB) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['model']} | {r['steps_total']} | {r['first_epoch_images_per_s']:.0f} "
+            f"| {r['images_per_s']:.0f} "
+            f"| {100 * r['data_wait_fraction']:.1f}% | {r['peak_gpu_memory_gib']:.2f} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"device": device, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

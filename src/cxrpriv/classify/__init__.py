@@ -1,0 +1,5 @@
+"""The classifier stage: a multi-label abnormality classifier (the utility judge), robust to label noise."""
+
+
+class ClassifierInputError(ValueError):
+    """An input of the classifier stage is missing or malformed (the message names the file and why)."""

@@ -1,0 +1,242 @@
+"""The classifier's inputs, read once: ingest manifest and splits, text-mined labels, priors, and (when given)
+clean labels and anatomy masks.
+
+Clean labels come from the synthetic answer key (``--answer-key``) or, for real data, from a re-read table in
+ChestX-ray14 format (``--clean-labels``), matched to ingested images by file name (the ingest report's
+source path stem against ``Image Index`` without extension); test images without a re-read are then left
+out of the clean evaluation. Without either, the stage trains and reports the text-mined evaluation only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxrpriv.classify import ClassifierInputError
+from cxrpriv.classify.config import ClassifierConfig
+from cxrpriv.classify.losses import NoiseChannel
+
+log = logging.getLogger(__name__)
+
+PRIORS_SCHEMA = "cxrpriv.priors/1"
+
+
+@dataclass
+class ClassifierData:
+    manifest: pd.DataFrame
+    findings: tuple[str, ...]
+    mined: np.ndarray  # (n, k) float32 text-mined labels, manifest order
+    train: np.ndarray  # manifest rows
+    validation: np.ndarray
+    test: np.ndarray
+    clean: np.ndarray | None  # (n, k) uint8 true labels; rows without one hold 255
+    clean_source: str  # answer_key | reread_table | none
+    channel: NoiseChannel | None  # from priors.json and the training split's text-mined prevalence
+    comorbidity: np.ndarray | None  # (k, k) P(j | i) from priors.json
+    masks: np.ndarray | None  # (n_train, 3, s, s) uint8 of the training rows, in `train` order
+    priors_summary: dict[str, Any]
+
+    @property
+    def has_clean(self) -> bool:
+        return self.clean is not None
+
+
+def load_data(
+    config: ClassifierConfig,
+    ingest_dir: Path,
+    priors_path: Path | None,
+    answer_key_dir: Path | None,
+    clean_labels_table: Path | None,
+    mask_size: int,
+) -> ClassifierData:
+    """Read and check every input; ``mask_size`` is the size the training images are banked at."""
+    manifest_path = Path(ingest_dir) / "manifest.parquet"
+    if not manifest_path.is_file():
+        raise ClassifierInputError(f"{manifest_path}: not found (run `cxrpriv preprocess` first)")
+    manifest = pd.read_parquet(manifest_path)
+    findings = config.finding_names
+    missing = [c for c in ("image_id", "patient_id", "split", *findings) if c not in manifest.columns]
+    if missing:
+        raise ClassifierInputError(f"{manifest_path}: missing column(s) {', '.join(missing)}")
+    mined = manifest[list(findings)].to_numpy(dtype=np.float32)
+    if not np.isin(mined, (0.0, 1.0)).all():
+        raise ClassifierInputError(f"{manifest_path}: finding columns must hold 0/1 labels")
+    split = manifest["split"].astype(str).to_numpy()
+    rows = {name: np.flatnonzero(split == name) for name in ("train", "validation", "test")}
+    if len(rows["train"]) == 0:
+        raise ClassifierInputError(f"{manifest_path}: the train split is empty")
+    if len(rows["validation"]) == 0:
+        # A tiny cohort can leave a split empty; model selection then watches the training images (flagged).
+        log.warning(
+            "%s: the validation split is empty; early stopping watches the training split", manifest_path
+        )
+        rows["validation"] = rows["train"]
+    if len(rows["test"]) == 0:
+        log.warning("%s: the test split is empty; nothing to evaluate", manifest_path)
+
+    channel, comorbidity, summary = None, None, {"source": "none"}
+    needs_priors = config.prior_correction != "none" or config.comorbidity_weight > 0
+    if needs_priors:
+        if priors_path is None:
+            raise ClassifierInputError(
+                f"prior_correction: {config.prior_correction!r} / comorbidity_weight "
+                f"{config.comorbidity_weight} need --priors"
+            )
+        document = _read_priors(Path(priors_path))
+        prevalence = mined[rows["train"]].mean(axis=0)
+        channel, summary = _channel(document, findings, prevalence, Path(priors_path))
+        if config.comorbidity_weight > 0:
+            comorbidity = _comorbidity(document, findings, Path(priors_path))
+
+    clean, source = None, "none"
+    if answer_key_dir is not None:
+        from cxrpriv.synth.answer_key import AnswerKeyError, clean_labels
+
+        try:
+            clean = clean_labels(
+                ingest_dir, answer_key_dir, manifest["image_id"].astype(str).tolist(), findings
+            )
+        except AnswerKeyError as exc:
+            raise ClassifierInputError(str(exc)) from exc
+        clean_values, source = clean.labels, "answer_key"
+    elif clean_labels_table is not None:
+        clean_values, source = _clean_from_table(
+            Path(ingest_dir), manifest, Path(clean_labels_table), findings
+        )
+    else:
+        clean_values = None
+
+    masks = None
+    if config.anatomy_weight > 0:
+        from cxrpriv.synth.answer_key import anatomy_masks, has_masks
+
+        if not has_masks(answer_key_dir):
+            raise ClassifierInputError(
+                "anatomy_weight > 0 needs lung/heart masks: give --answer-key with a masks/ folder, or set "
+                "anatomy_weight 0 (real data has no masks)"
+            )
+        assert clean is not None and answer_key_dir is not None
+        masks = anatomy_masks(answer_key_dir, clean.image_index[rows["train"]], mask_size)
+
+    return ClassifierData(
+        manifest=manifest,
+        findings=findings,
+        mined=mined,
+        train=rows["train"],
+        validation=rows["validation"],
+        test=rows["test"],
+        clean=clean_values,
+        clean_source=source,
+        channel=channel,
+        comorbidity=comorbidity,
+        masks=masks,
+        priors_summary=summary,
+    )
+
+
+def _read_priors(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ClassifierInputError(f"{path}: not found (run `cxrpriv priors` first)")
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ClassifierInputError(f"{path}: not valid JSON ({exc})") from exc
+    if document.get("schema") != PRIORS_SCHEMA:
+        raise ClassifierInputError(f"{path}: schema {document.get('schema')!r}, expected {PRIORS_SCHEMA!r}")
+    return document
+
+
+def _channel(
+    document: dict[str, Any], findings: tuple[str, ...], prevalence: np.ndarray, path: Path
+) -> tuple[NoiseChannel, dict[str, Any]]:
+    a, b, used = [], [], {}
+    for finding in findings:
+        entry = document.get("findings", {}).get(finding)
+        if entry is None:
+            raise ClassifierInputError(f"{path}: no entry for finding {finding}")
+        pos, neg = entry.get("p_true_given_mined_pos"), entry.get("p_true_given_mined_neg")
+        flags = []
+        if pos is None or neg is None:
+            flags.append("no_prior")
+        elif not 0 <= neg < pos <= 1:
+            flags.append("uninformative_prior")  # P(true | mined=1) <= P(true | mined=0): nothing to invert
+        if flags:
+            # No correction for this finding: a = 1, b = 0 is the noise-free channel (s = 1, f = 0), so the
+            # forward loss is plain BCE and the soft targets are the text-mined labels.
+            log.warning(
+                "%s: finding %s has no usable P(true | text-mined) (%s); trained on its text-mined "
+                "labels as they are",
+                path,
+                finding,
+                flags[0],
+            )
+            pos, neg = 1.0, 0.0
+        a.append(pos)
+        b.append(neg)
+        used[finding] = {
+            "p_true_given_mined_pos": pos,
+            "p_true_given_mined_neg": neg,
+            "status": entry.get("status"),
+            "flags": flags,
+        }
+    channel = NoiseChannel.from_priors(a, b, prevalence)
+    for j, finding in enumerate(findings):
+        used[finding].update(
+            mined_prevalence_train=float(prevalence[j]),
+            implied_sensitivity=float(channel.sensitivity[j]),
+            implied_false_positive_rate=float(channel.false_positive_rate[j]),
+        )
+    return channel, {"source": str(path), "findings": used}
+
+
+def _comorbidity(document: dict[str, Any], findings: tuple[str, ...], path: Path) -> np.ndarray:
+    block = document.get("comorbidity")
+    if not block:
+        raise ClassifierInputError(f"{path}: no comorbidity matrix; set comorbidity_weight 0")
+    names = list(block["findings"])
+    matrix = np.asarray(block["matrix"], dtype=np.float64)
+    missing = [f for f in findings if f not in names]
+    if missing:
+        raise ClassifierInputError(f"{path}: comorbidity matrix lacks {', '.join(missing)}")
+    index = [names.index(f) for f in findings]
+    out = matrix[np.ix_(index, index)]
+    return np.nan_to_num(out, nan=0.0).astype(np.float32)
+
+
+def _clean_from_table(
+    ingest_dir: Path, manifest: pd.DataFrame, table: Path, findings: tuple[str, ...]
+) -> tuple[np.ndarray, str]:
+    from cxrpriv.priors import PriorsInputError
+    from cxrpriv.priors.tables import read_mined_labels
+    from cxrpriv.synth.stats import FINDINGS as ALL
+
+    try:
+        labels = read_mined_labels(table)
+    except PriorsInputError as exc:
+        raise ClassifierInputError(f"--clean-labels: {exc}") from exc
+    report_path = ingest_dir / "report" / "files.parquet"
+    if not report_path.is_file():
+        raise ClassifierInputError(f"{report_path}: not found (needed to match --clean-labels to images)")
+    report = pd.read_parquet(report_path).dropna(subset=["image_id"])
+    stem_of = {
+        str(i): Path(str(p)).name.split(".")[0]
+        for p, i in zip(report["path"], report["image_id"], strict=True)
+    }
+    by_stem = {Path(str(i)).name.split(".")[0]: r for r, i in enumerate(labels.image_ids)}
+    columns = [list(ALL).index(f) for f in findings]
+    out = np.full((len(manifest), len(findings)), 255, dtype=np.uint8)
+    matched = 0
+    for row, image_id in enumerate(manifest["image_id"].astype(str)):
+        r = by_stem.get(stem_of.get(image_id, ""))
+        if r is not None:
+            out[row] = labels.values[r, columns]
+            matched += 1
+    if matched == 0:
+        raise ClassifierInputError(f"{table}: no image matches an ingested file name")
+    return out, "reread_table"

@@ -1,0 +1,78 @@
+"""The classifier network: a trunk, global average pooling and one logit per finding, plus an optional
+anatomy head (a small decoder from the trunk's feature map to right lung, left lung and heart masks).
+
+``forward`` returns the finding logits only, so the registered MLflow model and every caller see one tensor;
+training with the anatomy head calls :meth:`Classifier.forward_with_masks`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cxrpriv.networks.backbones import build_backbone
+
+ANATOMY_CHANNELS = 3  # right lung, left lung, heart
+
+
+class AnatomyHead(nn.Module):
+    """Two 3x3 conv + upsample steps and a 1x1 conv; the result is upsampled to the input size."""
+
+    def __init__(self, channels: int, width: int = 32) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(width, ANATOMY_CHANNELS, 1),
+        )
+
+    def forward(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return F.interpolate(self.body(features), size=size, mode="bilinear", align_corners=False)
+
+
+class Classifier(nn.Module):
+    def __init__(
+        self,
+        backbone: str = "small_cnn",
+        width: int = 24,
+        depth: int = 4,
+        n_findings: int = 14,
+        anatomy_head: bool = False,
+        dropout: float = 0.0,
+        stem: int = 1,
+    ) -> None:
+        super().__init__()
+        self.trunk = build_backbone(backbone, width, depth, stem)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.trunk.channels, n_findings)
+        self.anatomy = AnatomyHead(self.trunk.channels) if anatomy_head else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_masks(x, masks=False)[0]
+
+    def forward_with_masks(
+        self, x: torch.Tensor, masks: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features = self.trunk(x)
+        logits = self.head(self.dropout(features.mean(dim=(2, 3))))
+        if not masks or self.anatomy is None:
+            return logits, None
+        return logits, self.anatomy(features, (x.shape[-2], x.shape[-1]))
+
+
+def build_classifier(
+    backbone: str = "small_cnn",
+    width: int = 24,
+    depth: int = 4,
+    n_findings: int = 14,
+    anatomy_head: bool = False,
+    dropout: float = 0.0,
+    stem: int = 1,
+) -> Classifier:
+    """The builder the MLflow model spec names (``cxrpriv.classify.model:build_classifier``)."""
+    return Classifier(backbone, width, depth, n_findings, anatomy_head, dropout, stem)

@@ -1,0 +1,308 @@
+"""The ``train_classifier`` stage as a function: loaded inputs and a config in, a trained model and its
+evaluation out. No file is written here except checkpoints (:mod:`cxrpriv.classify.command` does the rest).
+
+Every random draw (initialization, shuffling, augmentation) comes from streams seeded by the run seed and
+the epoch, so the result does not depend on whether the run was interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cxrpriv.classify.config import ClassifierConfig
+from cxrpriv.classify.data import ClassifierData
+from cxrpriv.classify.evaluation import auc_report, roc_auc
+from cxrpriv.classify.losses import bce, comorbidity_penalty, dice_bce, forward_corrected, soft_target_bce
+from cxrpriv.classify.model import Classifier, build_classifier
+from cxrpriv.config import config_to_dict
+from cxrpriv.ingest.shards import ShardReader
+from cxrpriv.training.accelerator import Accelerator
+from cxrpriv.training.checkpoint import CheckpointStore
+from cxrpriv.training.image_bank import ImageBank
+from cxrpriv.training.loop import FitResult, LoopSettings, fit
+from cxrpriv.training.seeding import epoch_rng, seed_everything
+
+BUILDER = "cxrpriv.classify.model:build_classifier"
+
+
+@dataclass
+class ClassifierResult:
+    model: Classifier
+    spec: dict[str, Any]  # {"builder", "kwargs"} for the registry
+    fit: FitResult
+    predictions: dict[str, np.ndarray]  # split -> (n, k) probabilities, rows in data.<split> order
+    evaluation: dict[str, Any]  # {"clean": auc_report | None, "noisy": auc_report}
+    metrics: dict[str, float]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def model_spec(config: ClassifierConfig) -> dict[str, Any]:
+    return {
+        "builder": BUILDER,
+        "kwargs": {
+            "backbone": config.backbone,
+            "width": config.width,
+            "depth": config.depth,
+            "n_findings": len(config.finding_names),
+            "anatomy_head": config.anatomy_weight > 0,
+            "dropout": config.dropout,
+            "stem": config.stem,
+        },
+    }
+
+
+def fingerprint(config: ClassifierConfig, data: ClassifierData) -> str:
+    """What a checkpoint must match to be resumed: the config and the exact training inputs."""
+    digest = hashlib.sha256(json.dumps(config_to_dict(config), sort_keys=True, default=str).encode())
+    digest.update(data.manifest["image_id"].astype(str).str.cat(sep=",").encode())
+    digest.update(data.mined.tobytes())
+    if data.channel is not None:
+        digest.update(data.channel.sensitivity.tobytes() + data.channel.false_positive_rate.tobytes())
+    return digest.hexdigest()[:20]
+
+
+class _Augmenter:
+    """Per-image random shift/zoom (and random crop) as one affine resampling; center crop at evaluation."""
+
+    def __init__(self, config: ClassifierConfig, bank_size: int) -> None:
+        self.config = config
+        self.bank_size = bank_size
+        self.out = config.crop_size or bank_size
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """[n, 3]: zoom, x shift, y shift in normalized coordinates (the epoch's stream)."""
+        c = self.config
+        zoom = 1 + rng.uniform(-c.augment_scale, c.augment_scale, n)
+        shift = rng.uniform(-c.augment_shift, c.augment_shift, (n, 2)) * 2
+        crop_room = 1 - self.out / self.bank_size  # a random crop is a shift within this room
+        shift += rng.uniform(-crop_room, crop_room, (n, 2))
+        return np.column_stack([zoom, shift]).astype(np.float32)
+
+    def train(self, images: torch.Tensor, params: np.ndarray, masks: torch.Tensor | None = None):
+        p = torch.as_tensor(params, device=images.device)
+        ratio = self.out / self.bank_size
+        theta = torch.zeros(len(p), 2, 3, device=images.device)
+        theta[:, 0, 0] = ratio / p[:, 0]
+        theta[:, 1, 1] = ratio / p[:, 0]
+        theta[:, :, 2] = p[:, 1:]
+        size = (len(p), 1, self.out, self.out)
+        grid = F.affine_grid(theta, size, align_corners=False)
+        images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if masks is not None:
+            masks = F.grid_sample(
+                masks.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False
+            )
+        return images, masks
+
+    def center(self, images: torch.Tensor) -> torch.Tensor:
+        if self.out == self.bank_size:
+            return images
+        start = (self.bank_size - self.out) // 2
+        return images[..., start : start + self.out, start : start + self.out]
+
+
+def train_classifier(
+    config: ClassifierConfig,
+    data: ClassifierData,
+    ingest_dir: Path,
+    accelerator: Accelerator,
+    checkpoint_dir: Path | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> ClassifierResult:
+    started = time.perf_counter()
+    seed_everything(config.seed)
+    device = accelerator.device
+    reader = ShardReader(Path(ingest_dir), data.manifest)
+    rows = np.concatenate([data.train, data.validation, data.test])
+    bank = ImageBank.from_shards(
+        reader, rows, device=device, size=config.image_size or None, progress=progress
+    )
+    position = {"train": 0, "validation": len(data.train), "test": len(data.train) + len(data.validation)}
+    loaded = time.perf_counter()
+    augmenter = _Augmenter(config, bank.size)
+    mined = torch.as_tensor(np.array(data.mined), device=device)
+    masks = None if data.masks is None else torch.as_tensor(np.array(data.masks), device=device)
+    comorbidity = None if data.comorbidity is None else torch.as_tensor(data.comorbidity, device=device)
+
+    model = build_classifier(**model_spec(config)["kwargs"]).to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+
+    def main_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if config.prior_correction == "forward":
+            assert data.channel is not None
+            return forward_corrected(logits, labels, data.channel)
+        if config.prior_correction == "soft":
+            assert data.channel is not None
+            return soft_target_bce(logits, labels, data.channel)
+        return bce(logits.float(), labels)
+
+    def train_batches(epoch: int) -> list[dict[str, Any]]:
+        order = epoch_rng(config.seed, epoch, "shuffle").permutation(len(data.train))
+        params = augmenter.draw(epoch_rng(config.seed, epoch, "augment"), len(data.train))
+        # Full batches only: BatchNorm statistics of a 1-image remainder batch are meaningless.
+        n_batches = max(len(order) // config.batch_size, 1)
+        if config.max_steps_per_epoch:
+            n_batches = min(n_batches, config.max_steps_per_epoch)
+        return [
+            {"positions": order[i * config.batch_size : (i + 1) * config.batch_size], "params": params}
+            for i in range(n_batches)
+        ]
+
+    def training_loss(batch: dict[str, Any]) -> torch.Tensor:
+        positions = batch["positions"]
+        images = bank.batch(position["train"] + positions)
+        batch_masks = None if masks is None else masks[torch.as_tensor(positions, device=device)]
+        images, batch_masks = augmenter.train(images, batch["params"][positions], batch_masks)
+        labels = mined[torch.as_tensor(data.train[positions], device=device)]
+        logits, mask_logits = model.forward_with_masks(images, masks=batch_masks is not None)
+        loss = main_loss(logits, labels)
+        if comorbidity is not None and config.comorbidity_weight > 0:
+            loss = loss + config.comorbidity_weight * comorbidity_penalty(
+                torch.sigmoid(logits.float()), comorbidity
+            )
+        if mask_logits is not None and batch_masks is not None:
+            loss = loss + config.anatomy_weight * dice_bce(mask_logits, batch_masks)
+        return loss
+
+    def predict(split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and logits of a split (the model must be in eval mode)."""
+        n = len(getattr(data, split))
+        out = []
+        for start in range(0, n, config.eval_batch_size):
+            index = np.arange(start, min(start + config.eval_batch_size, n)) + position[split]
+            out.append(model(augmenter.center(bank.batch(index))).float())
+        logits = torch.cat(out) if out else torch.zeros(0, len(data.findings), device=device)
+        return torch.sigmoid(logits).cpu().numpy(), logits.cpu().numpy()
+
+    def validate() -> dict[str, float]:
+        probabilities, logits = predict("validation")
+        labels = data.mined[data.validation]
+        loss = float(main_loss(torch.as_tensor(logits), torch.as_tensor(labels)))
+        aucs = [roc_auc(labels[:, j], probabilities[:, j]) for j in range(labels.shape[1])]
+        aucs = [a for a in aucs if not np.isnan(a)]
+        return {"loss": loss, "auc_mined": float(np.mean(aucs)) if aucs else float("nan")}
+
+    settings = LoopSettings(
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        seed=config.seed,
+        monitor=config.monitor,
+        mode="max" if config.monitor == "auc_mined" else "min",
+        progress=progress,
+        description="classifier",
+    )
+    store = (
+        None if checkpoint_dir is None else CheckpointStore(Path(checkpoint_dir), fingerprint(config, data))
+    )
+    result = fit(
+        model,
+        optimizer,
+        train_batches=train_batches,
+        training_loss=training_loss,
+        validate=validate,
+        accelerator=accelerator,
+        settings=settings,
+        checkpoint=store,
+        on_epoch_end=on_epoch_end,
+    )
+    trained = time.perf_counter()
+    model.load_state_dict(result.best_state)
+    model.eval()
+    with torch.no_grad(), accelerator.autocast():
+        predictions = {split: predict(split)[0] for split in ("validation", "test")}
+    evaluation = evaluate(config, data, predictions["test"])
+    evaluated = time.perf_counter()
+    timings = _timings(config, result, loaded - started, trained - loaded, evaluated - trained)
+    return ClassifierResult(
+        model=model.cpu(),
+        spec=model_spec(config),
+        fit=result,
+        predictions=predictions,
+        evaluation=evaluation,
+        metrics=summary_metrics(evaluation, result, timings),
+        timings=timings,
+    )
+
+
+def evaluate(
+    config: ClassifierConfig, data: ClassifierData, test_probabilities: np.ndarray
+) -> dict[str, Any]:
+    """AUCs of the test predictions against the text-mined labels and, when known, the clean labels."""
+    if len(data.test) == 0:
+        return {"clean": None, "noisy": None}
+    patients = data.manifest["patient_id"].astype(str).to_numpy()[data.test]
+    kwargs = {
+        "min_positives": config.min_eval_positives,
+        "n_boot": config.n_boot,
+        "confidence": config.confidence,
+        "seed": config.seed,
+    }
+    noisy = auc_report(data.mined[data.test], test_probabilities, data.findings, patients, **kwargs)
+    clean = None
+    if data.clean is not None:
+        labels = data.clean[data.test]
+        known = (labels != 255).all(axis=1)  # re-read tables cover a subset
+        clean = auc_report(labels[known], test_probabilities[known], data.findings, patients[known], **kwargs)
+        clean["source"] = data.clean_source
+        # Calibration in the large: does the mean predicted probability match the true prevalence? A network
+        # trained on text-mined labels predicts the mined prevalence; the forward correction, the true one.
+        predicted = test_probabilities[known].mean(axis=0)
+        prevalence = labels[known].mean(axis=0)
+        clean["prevalence_error"] = float(np.mean(np.abs(predicted - prevalence)))
+        for j, finding in enumerate(data.findings):
+            clean["findings"][finding]["mean_probability"] = float(predicted[j])
+            clean["findings"][finding]["prevalence"] = float(prevalence[j])
+    return {"clean": clean, "noisy": noisy}
+
+
+def _timings(
+    config: ClassifierConfig, result: FitResult, load_s: float, train_s: float, eval_s: float
+) -> dict[str, float]:
+    epochs = [r for r in result.history]
+    steps = sum(r["train_steps"] for r in epochs)
+    step_seconds = sum(r["train_seconds"] for r in epochs)
+    data_seconds = sum(r["data_seconds"] for r in epochs)
+    return {
+        "seconds_load_images": load_s,
+        "seconds_train": train_s,
+        "seconds_evaluate": eval_s,
+        "train_images_per_second": steps * config.batch_size / step_seconds if step_seconds else 0.0,
+        "data_wait_seconds": data_seconds,
+        "epochs_run": float(len(epochs)),
+    }
+
+
+def summary_metrics(
+    evaluation: dict[str, Any], result: FitResult, timings: dict[str, float]
+) -> dict[str, float]:
+    """The flat numbers for DVC and MLflow (per-finding AUCs included; None values left out)."""
+    metrics: dict[str, float] = {"best_epoch": float(result.best_epoch), **timings}
+    if result.best_epoch:
+        metrics["best_val_score"] = float(result.best_score)
+    for kind, report in evaluation.items():
+        if report is None:
+            continue
+        values = {
+            f"{kind}_mean_auc": report["mean_auc"],
+            f"{kind}_mean_auc_low": (report["mean_auc_ci"] or [None, None])[0],
+            f"{kind}_mean_auc_high": (report["mean_auc_ci"] or [None, None])[1],
+            f"{kind}_worst_auc": report["worst_auc"],
+            f"{kind}_findings_in_mean": report["n_findings_in_mean"],
+            f"{kind}_prevalence_error": report.get("prevalence_error"),
+        }
+        values.update({f"{kind}_auc_{f}": e["auc"] for f, e in report["findings"].items()})
+        metrics.update({k: float(v) for k, v in values.items() if v is not None})
+    return metrics

@@ -1,0 +1,107 @@
+"""The siamese verifier: one shared trunk -> global average pool -> 128 features per image; a pair's logit is
+a linear layer over the absolute difference of its two feature vectors (Packhaeuser et al. 2022).
+
+``pool="flatten"`` replaces the global average pool by flattening the trunk's (small) last feature map, so
+the features keep *where* a structure is, not only *that* it is there. On the synthetic cohort identity is
+mostly geometry (lung outlines, heart, ribs), and the small default trunk learns it much faster that way
+(docs/verifier.md); the published ResNet-50 profile keeps the average pool.
+
+Kept as a state dict (``model.pt``) plus ``spec.json`` (builder and its arguments, input size), so the
+anonymizer and the evaluate stage rebuild it with :func:`load_verifier` and never unpickle code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cxrpriv.networks.backbones import Backbone, build_backbone
+from cxrpriv.training.checkpoint import load_state_dict
+
+BUILDER = "cxrpriv.reid.model:build_verifier"
+MODEL_FILE = "model.pt"
+SPEC_FILE = "spec.json"
+
+
+class Verifier(nn.Module):
+    def __init__(
+        self, trunk: Backbone, feature_dim: int = 128, pool: str = "average", image_size: int = 0
+    ) -> None:
+        super().__init__()
+        if pool not in ("average", "flatten"):
+            raise ValueError(f"pool must be 'average' or 'flatten', not {pool!r}")
+        self.trunk = trunk
+        self.pool = pool
+        pooled = trunk.channels
+        if pool == "flatten":
+            if image_size < 1:
+                raise ValueError("pool='flatten' needs the input image_size")
+            trunk.eval()  # a dry run to size the layer; eval mode leaves the batch-norm statistics alone
+            with torch.no_grad():
+                pooled = trunk(torch.zeros(1, 1, image_size, image_size)).numel()
+            trunk.train()
+        self.features = nn.Linear(pooled, feature_dim)
+        self.classifier = nn.Linear(feature_dim, 1)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 1, H, W] images in [0, 1] -> [B, feature_dim] features."""
+        maps = self.trunk(images)
+        return self.features(maps.mean(dim=(2, 3)) if self.pool == "average" else maps.flatten(1))
+
+    def head(self, difference: torch.Tensor) -> torch.Tensor:
+        """|f_a - f_b| [..., feature_dim] -> same-patient logits [...]."""
+        return self.classifier(difference).squeeze(-1)
+
+    def score(self, features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
+        return self.head((features_a - features_b).abs())
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        """[B, 2, H, W] (the two images of each pair as channels) -> [B] logits."""
+        if pairs.ndim != 4 or pairs.shape[1] != 2:
+            raise ValueError(f"expected pairs as [B, 2, H, W], got shape {tuple(pairs.shape)}")
+        features = self.embed(torch.cat([pairs[:, :1], pairs[:, 1:]], dim=0))
+        first, second = features.chunk(2)
+        return self.score(first, second)
+
+
+def build_verifier(
+    backbone: str = "small_cnn",
+    width: int = 24,
+    depth: int = 4,
+    feature_dim: int = 128,
+    pool: str = "average",
+    image_size: int = 0,
+) -> Verifier:
+    """The registry builder (``cxrpriv.reid.model:build_verifier``): an untrained verifier.
+
+    ``image_size`` matters only for ``pool="flatten"`` (the flattened map's length depends on it).
+    """
+    return Verifier(build_backbone(backbone, width, depth), feature_dim, pool, image_size)
+
+
+def verifier_spec(kwargs: Mapping[str, Any], image_size: int) -> dict[str, Any]:
+    return {
+        "builder": BUILDER,
+        "kwargs": dict(kwargs),
+        "image_size": int(image_size),
+        "input": "float [B, 1, image_size, image_size] in [0, 1] per image; forward takes [B, 2, H, W] pairs",
+    }
+
+
+def load_verifier(directory: Path, device: torch.device | str = "cpu") -> tuple[Verifier, dict[str, Any]]:
+    """The trained verifier of a ``train_reid`` output (``model.pt`` + ``spec.json``), in eval mode."""
+    directory = Path(directory)
+    spec_path = directory / SPEC_FILE
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"{spec_path}: no verifier spec here (is {directory} a train_reid output?)")
+    spec = json.loads(spec_path.read_text())
+    if spec.get("builder") != BUILDER:
+        raise ValueError(f"{spec_path}: builder {spec.get('builder')!r} is not the verifier's ({BUILDER})")
+    model = build_verifier(**spec["kwargs"])
+    model.load_state_dict(load_state_dict(directory / MODEL_FILE))
+    return model.to(device).eval(), spec
