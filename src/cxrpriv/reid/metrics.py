@@ -14,9 +14,9 @@ three means and counted separately. Ranks beyond the search's shortlist of k cou
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from cxrpriv.evaluation.bootstrap import bootstrap
+from cxrpriv.evaluation.roc import roc_auc
 
 
 def accuracy_at_half(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -25,9 +25,10 @@ def accuracy_at_half(labels: np.ndarray, probabilities: np.ndarray) -> float:
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC; ValueError (the bootstrap's 'undefined') when only one class is present."""
-    if len(np.unique(labels)) < 2:
+    value = roc_auc(labels, scores)
+    if np.isnan(value):
         raise ValueError("ROC AUC needs both classes")
-    return float(roc_auc_score(labels, scores))
+    return value
 
 
 def verification_metrics(

@@ -24,10 +24,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from cxrpriv.evaluation.roc import roc_auc
 from cxrpriv.ingest.shards import ShardReader
 from cxrpriv.reid import ReidInputError
 from cxrpriv.reid.config import TrainReidConfig
-from cxrpriv.reid.metrics import verification_metrics
+from cxrpriv.reid.metrics import accuracy_at_half, verification_metrics
 from cxrpriv.reid.model import Verifier, build_verifier, verifier_spec
 from cxrpriv.reid.pairs import epoch_pairs, fixed_pairs
 from cxrpriv.reid.retrieval import retrieval_metrics
@@ -233,15 +234,9 @@ def train_reid(
         logits = pair_logits(model, features, val_pairs)
         loss = float(F.binary_cross_entropy_with_logits(logits, val_target))
         probabilities = torch.sigmoid(logits).cpu().numpy()
-        from sklearn.metrics import roc_auc_score
-
-        auc = (
-            float(roc_auc_score(val_labels, probabilities))
-            if 0 < val_labels.sum() < len(val_labels)
-            else math.nan
-        )
-        accuracy = float(np.mean((probabilities >= 0.5) == (val_labels > 0.5)))
-        return {"loss": loss, "auc": auc, "accuracy": accuracy}
+        # NaN when the validation pairs hold one class only
+        auc = roc_auc(val_labels, probabilities)
+        return {"loss": loss, "auc": auc, "accuracy": accuracy_at_half(val_labels, probabilities)}
 
     images_per_epoch: dict[int, int] = {}
 
