@@ -1,7 +1,9 @@
 """Classifier ablation: plain BCE vs +priors (forward correction) vs +priors+comorbidity vs +anatomy, same
-splits, several seeds each. Every run is an MLflow run of the train_classifier stage tagged
-``cxrpriv.ablation=<variant>`` and ``cxrpriv.seed=<seed>`` (compare them in the MLflow UI). Prints a Markdown
-table (mean +- sd over seeds) and writes every run's metrics to ``<out>/runs.json``.
+splits, several seeds each; and a reference, ``clean-labels``: plain BCE trained on the answer key's true
+labels (what the network could reach without label noise). Every run is an MLflow run of the
+train_classifier stage tagged ``cxrpriv.ablation=<variant>`` and ``cxrpriv.seed=<seed>`` (compare them in
+the MLflow UI). Prints a Markdown table (mean +- sd over seeds) and writes every run's metrics to
+``<out>/runs.json``.
 
     MLFLOW_TRACKING_URI=sqlite:////tmp/clf/ablation/mlflow.db python benchmarks/ablation_classifier.py \\
         --ingest data/ingest --priors data/priors/priors.json --answer-key data/synthetic/answer_key \\
@@ -19,11 +21,14 @@ import statistics
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
+from cxrpriv.chestxray14 import FINDINGS
 from cxrpriv.classify.command import run_train_classifier
 from cxrpriv.classify.config import ClassifierConfig
 from cxrpriv.config import load_stage_config
+from cxrpriv.synth.answer_key import clean_labels
 
 VARIANTS = {
     "bce": {"prior_correction": "none", "comorbidity_weight": 0.0, "anatomy_weight": 0.0},
@@ -34,7 +39,9 @@ VARIANTS = {
         "comorbidity_weight": 1.0,
         "anatomy_weight": 0.2,
     },
+    "clean-labels": {"prior_correction": "none", "comorbidity_weight": 0.0, "anatomy_weight": 0.0},
 }
+DEFAULT_VARIANTS = [v for v in VARIANTS if v != "clean-labels"]
 COLUMNS = (
     "clean_mean_auc",
     "noisy_mean_auc",
@@ -53,7 +60,7 @@ def main() -> int:
     parser.add_argument("--answer-key", type=Path, default=Path("data/synthetic/answer_key"))
     parser.add_argument("--out", type=Path, default=Path("/tmp/cxrpriv-ablation"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="Override config keys for every run."
@@ -76,10 +83,13 @@ def main() -> int:
                 continue
             config = dataclasses.replace(base, seed=seed, **VARIANTS[variant])
             run_dir = args.out / f"{variant}-seed{seed}"
+            ingest = args.ingest
+            if variant == "clean-labels":
+                ingest = clean_label_ingest(args.ingest, args.answer_key, args.out / "ingest-clean-labels")
             started = time.perf_counter()
             metrics = run_train_classifier(
                 config,
-                args.ingest,
+                ingest,
                 args.priors,
                 args.answer_key,
                 None,
@@ -109,11 +119,51 @@ def main() -> int:
                 flush=True,
             )
     print(table(runs, args.variants))
+    print()
+    print(finding_table(runs, args.variants, args.out))
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; seeds {args.seeds}"
     )
     return 0
+
+
+def finding_table(runs: list[dict], variants: list[str], out: Path) -> str:
+    """Per-finding clean-label AUC, mean over seeds, with the test split's clean positives."""
+    variants = [v for v in variants if any(r["variant"] == v for r in runs)]
+    if not variants:
+        return ""
+    first = next(r for r in runs if r["variant"] == variants[0])
+    evaluation = json.loads((out / f"{first['variant']}-seed{first['seed']}" / "evaluation.json").read_text())
+    findings = evaluation["clean"]["findings"]
+    lines = [
+        "| finding | clean test positives | " + " | ".join(variants) + " |",
+        "|---|---|" + "---|" * len(variants),
+    ]
+    for finding, entry in findings.items():
+        cells = []
+        for variant in variants:
+            values = [r[f"clean_auc_{finding}"] for r in runs if r["variant"] == variant]
+            values = [v for v in values if v == v]  # NaN: no positives
+            cells.append(f"{statistics.mean(values):.2f}" if values else "-")
+        lines.append(f"| {finding} | {entry['n_positive']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def clean_label_ingest(ingest: Path, answer_key: Path, out: Path) -> Path:
+    """A view of the ingest output whose manifest carries the answer key's true labels (images linked)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in ingest.iterdir():
+        link = out / entry.name
+        if entry.name != "manifest.parquet" and not link.exists():
+            link.symlink_to(entry.resolve())
+    manifest = pd.read_parquet(ingest / "manifest.parquet")
+    findings = [f for f in FINDINGS if f in manifest.columns]
+    truth = clean_labels(ingest, answer_key, manifest["image_id"].tolist(), findings)
+    for i, finding in enumerate(findings):
+        manifest[finding] = truth.labels[:, i].astype(manifest[finding].dtype)
+    manifest.to_parquet(out / "manifest.parquet")
+    return out
 
 
 def table(runs: list[dict], variants: list[str]) -> str:
@@ -132,6 +182,8 @@ def table(runs: list[dict], variants: list[str]) -> str:
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             digits = 3 if "auc" in key or "error" in key else 0
             cells.append(f"{statistics.mean(values):.{digits}f} +- {sd:.{digits}f}")
+        if variant == "clean-labels":  # its "text-mined" labels were the clean ones: not a noisy-label AUC
+            cells[1] = "-"
         worst = sorted({r.get("clean_worst_finding", "") for r in rows} - {""})
         lines.append(
             f"| {variant} | {len(rows)} | {cells[0]} | {cells[1]} | {cells[2]}"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from cxrpriv.chestxray14 import FINDINGS
 from cxrpriv.config import load_stage_config
 from cxrpriv.synth.config import SynthesizeConfig
 
@@ -49,8 +51,8 @@ class IngestedCohort:
 
 @pytest.fixture(scope="session")
 def tiny_ingested_cohort(tmp_path_factory: pytest.TempPathFactory) -> IngestedCohort:
-    """Twelve patients (up to four films each) at 64 px, ingested at 32 px with a test key, built once for
-    the model-stage tests (treat as read-only)."""
+    """Twenty-four patients (up to four films each) at 64 px, ingested at 32 px with a test key, built once
+    for the model-stage tests (treat as read-only)."""
     from cxrpriv.ingest.config import PreprocessConfig
     from cxrpriv.ingest.keys import DeidKey
     from cxrpriv.ingest.labels import LabelsTable
@@ -61,10 +63,12 @@ def tiny_ingested_cohort(tmp_path_factory: pytest.TempPathFactory) -> IngestedCo
     root = tmp_path_factory.mktemp("tiny-ingested")
     cohort = root / "cohort"
     settings = {
-        "n_patients": 12,
+        "n_patients": 24,
         "max_images_per_patient": 4,
         "burned_text_fraction": 0.0,
         "broken_per_kind": 0,
+        # Every finding common, so a test split of two or three patients still holds positives to score.
+        "min_finding_prevalence": 0.2,
     }
     synthesize(tiny_synth_config(**settings), cohort, progress=False)
     base = load_stage_config(PreprocessConfig, "preprocess", PARAMS, "default")
@@ -73,4 +77,11 @@ def tiny_ingested_cohort(tmp_path_factory: pytest.TempPathFactory) -> IngestedCo
     table = LabelsTable.from_csv(labels.read_bytes(), labels.name)
     key = DeidKey(b"cxrpriv-model-stage-test-key-0123456789abcdef", "test")
     preprocess(config, FolderSource(cohort / "dataset" / "dicom"), table, root / "ingest", key)
+    # What the model-stage tests rely on: three splits, and findings present in the held-out ones.
+    manifest = pd.read_parquet(root / "ingest" / "manifest.parquet")
+    assert set(manifest["split"]) == {"train", "validation", "test"}
+    held_out = manifest[manifest["split"] != "train"]
+    assert (held_out[list(FINDINGS)].sum() > 0).sum() >= 3
+    for split in ("validation", "test"):  # same-patient pairs for the verifier
+        assert manifest[manifest["split"] == split]["patient_id"].value_counts().max() >= 2, split
     return IngestedCohort(cohort, root / "ingest")

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cxrpriv.ingest.normalize import NoContrastError, quantize, resize, standardize
+from cxrpriv.ingest.normalize import (
+    NoContrastError,
+    apply_knots,
+    central_sample,
+    percentile_standardize,
+    quantize,
+    resize,
+    sorted_percentiles,
+    standard_knots,
+    standardize,
+)
 
 
 @pytest.mark.parametrize("method", ["percentile", "landmarks"])
@@ -41,3 +51,35 @@ def test_aspect_policies():
     assert resize(tall, 32, "stretch").min() > 0.99
     assert quantize(np.array([0.0, 0.5, 1.0, 2.0]), "uint8").tolist() == [0, 128, 255, 255]
     assert quantize(np.array([1.0]), "uint16").dtype == np.uint16
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 1000, 16384])
+def test_sorted_percentiles_equal_numpy_bit_for_bit(n: int):
+    rng = np.random.default_rng(n)
+    samples = [
+        rng.normal(0, 1, n).astype(np.float32),
+        rng.integers(0, 4, n).astype(np.float32),  # many ties
+        rng.gamma(2.0, 300.0, n),  # float64
+    ]
+    percents = [[0.5, 99.5], np.linspace(0.5, 99.5, 11), [0, 100], [1, 99], [50]]
+    for sample in samples:
+        ordered = np.sort(sample)
+        for q in percents:
+            expected = np.percentile(sample, q)
+            got = sorted_percentiles(ordered, q)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)
+    with_nan = np.sort(np.array([1.0, np.nan, 3.0], dtype=np.float32))
+    assert np.isnan(sorted_percentiles(with_nan, [1, 99])).all()
+    assert np.isnan(np.percentile(with_nan, [1, 99])).all()
+
+
+@pytest.mark.parametrize("intensity", ["percentile", "landmarks"])
+def test_one_sort_gives_both_standardizations(intensity: str):
+    """The percentile image and the landmarks of it from the shared sample equal two separate passes."""
+    rng = np.random.default_rng(3)
+    image = rng.gamma(2.0, 900.0, size=(300, 280)).astype(np.float32)
+    first, ordered = percentile_standardize(image, 0.5, 99.5)
+    assert np.array_equal(first, standardize(image, "percentile", 0.5, 99.5))
+    assert np.array_equal(ordered, np.sort(central_sample(first)))
+    knots = standard_knots(ordered, intensity, 0.5, 99.5)
+    assert np.array_equal(apply_knots(first, knots), standardize(first, intensity, 0.5, 99.5))

@@ -7,7 +7,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from cxrpriv.ingest.screening import blank_regions, detect_text, scope_reason, view_position
+from cxrpriv.ingest.screening import _component_boxes, blank_regions, detect_text, scope_reason, view_position
 from cxrpriv.synth.dicom_writer import burn_in_text
 
 MODALITIES, VIEWS = ("CR", "DX"), ("PA", "AP")
@@ -105,3 +105,23 @@ def test_blanking_a_region_removes_the_text_in_it():
     burned = burn_in_text(radiograph(), ["ROBINSON HELEN", "ID 91367866"], "bottom_left")
     assert not detect_text(blank_regions(burned, {"bottom_left": [0.5, 0.0, 1.0, 0.5]}), 6, 0.3).has_text
     assert detect_text(blank_regions(burned, {"top_band": [0.0, 0.0, 0.1, 1.0]}), 6, 0.3).has_text
+
+
+@pytest.mark.parametrize("density", [0.0, 0.01, 0.05, 0.3, 0.5, 0.6, 0.9, 1.0])
+def test_component_boxes_equal_label_and_find_objects(density: float):
+    """Same boxes in the same (raster) order as scipy's 4-connected labelling, which the detector used."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(int(density * 100))
+    for shape in ((1, 1), (1, 40), (40, 1), (37, 53), (128, 96)):
+        mask = rng.random(shape) < density
+        labels, _ = ndimage.label(mask)
+        expected = [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(labels)]
+        assert _component_boxes(mask).tolist() == [list(box) for box in expected]
+    spiral = np.zeros((41, 41), dtype=bool)  # one long winding component: many union-find rounds
+    for k in range(0, 20, 2):
+        spiral[k, k : 41 - k] = spiral[k : 41 - k, 40 - k] = spiral[40 - k, k + 2 : 41 - k] = True
+        spiral[k + 2 : 41 - k, k] = True
+    labels, _ = ndimage.label(spiral)
+    expected = [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in ndimage.find_objects(labels)]
+    assert _component_boxes(spiral).tolist() == [list(box) for box in expected]

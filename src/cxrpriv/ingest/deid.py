@@ -63,6 +63,8 @@ COMPOUND = {"X/Z": "Z", "Z/D": "Z", "X/Z/D": "Z", "X/D": "X", "X/Z/U*": "X", "X/
 TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "AS"})
 BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
+# VRs whose emptied element does not depend on anything in the original value (not SQ, not ambiguous).
+EMPTIED_UNCONVERTED_VRS = (TEXT_VRS | BINARY_VRS | NUMBER_VRS | {"DA", "DT", "TM", "UI", "IS", "DS"}) - {"UN"}
 # Where identifying words hide inside free text (used by the "C" action on descriptors).
 IDENTIFYING_KEYWORDS = (
     "PatientName",
@@ -133,8 +135,12 @@ class DeidResult:
 
 
 def _parse_date(text: str) -> dt.date | None:
+    head = text.strip()[:8]
     try:
-        return dt.datetime.strptime(text.strip()[:8], "%Y%m%d").date()
+        if len(head) == 8 and head.isascii() and head.isdigit():
+            # What strptime("%Y%m%d") accepts of 8 digits, ~20x faster (dates are parsed in every header).
+            return dt.date(int(head[:4]), int(head[4:6]), int(head[6:]))
+        return dt.datetime.strptime(head, "%Y%m%d").date()
     except ValueError:
         return None
 
@@ -220,8 +226,15 @@ class Deidentifier:
                 action = self._default_action(vr, ds, tag)
             if action == "K" and vr != "SQ":
                 continue
+            if action == "C" and vr == "TM":
+                continue  # times of day are kept (whole-day shifts): no need to convert the value
             if action == "X":
                 del ds[tag]
+                continue
+            if action == "Z" and vr in EMPTIED_UNCONVERTED_VRS:
+                # An empty element of the same VR: what converting and then emptying the value gives,
+                # without decoding a value that is thrown away.
+                ds[tag] = DataElement(tag, vr, None)
                 continue
             self._apply(ds, ds[tag], action, shift, tokens)
 
@@ -285,16 +298,18 @@ class Deidentifier:
         ds.PatientIdentityRemoved = "YES"
         names = ["basic", *self.options] + (["clean_pixel_data"] if clean_pixel_data else [])
         ds.DeidentificationMethod = [PROFILE_NAME, *(METHOD_CODES[n][1][:64] for n in names[1:])]
-        items = []
-        for name in names:
-            code, meaning = METHOD_CODES[name]
-            item = Dataset()
-            item.CodeValue = code
-            item.CodingSchemeDesignator = "DCM"
-            item.CodeMeaning = meaning
-            items.append(item)
-        ds.DeidentificationMethodCodeSequence = DicomSequence(items)
+        ds.DeidentificationMethodCodeSequence = DicomSequence([_method_code(name) for name in names])
         ds.LongitudinalTemporalInformationModified = "MODIFIED" if self.shift_dates else "REMOVED"
+
+
+def _method_code(name: str) -> Dataset:
+    """A CID 7050 code item (elements added by tag: keyword lookups cost more than the item)."""
+    code, meaning = METHOD_CODES[name]
+    item = Dataset()
+    item.add_new(0x00080100, "SH", code)  # Code Value
+    item.add_new(0x00080102, "SH", "DCM")  # Coding Scheme Designator
+    item.add_new(0x00080104, "LO", meaning)  # Code Meaning
+    return item
 
 
 def _vr(ds: Dataset, tag: int) -> str:

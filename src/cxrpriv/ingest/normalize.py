@@ -40,28 +40,77 @@ def central_sample(image: np.ndarray) -> np.ndarray:
     return region[::step, ::step].ravel()
 
 
+def sorted_percentiles(ordered: np.ndarray, percents: np.ndarray | list[float]) -> np.ndarray:
+    """``np.percentile(ordered, percents)`` (linear method, bit for bit) of an already sorted 1-D array.
+
+    numpy's own call partitions the sample again and costs ~4x a sort of 16k values in overhead; one sort
+    serves both standardizations of an image.
+    """
+    q = np.asarray(percents, dtype=np.float64) / 100
+    n = len(ordered)
+    if n and np.isnan(ordered[-1]):  # NaNs sort last; numpy's percentile is then NaN throughout
+        return np.full(q.shape, np.nan)
+    virtual = (n - 1) * q
+    below = np.floor(virtual)
+    gamma = virtual - below
+    low = np.clip(below, 0, n - 1).astype(np.intp)
+    a, b = ordered[low], ordered[np.minimum(low + 1, n - 1)]
+    # numpy's _lerp: from the nearer end, so that gamma 1 gives b exactly.
+    diff = b - a
+    out = a + diff * gamma
+    upper = gamma >= 0.5
+    out[upper] = (b - diff * (1 - gamma))[upper]
+    return np.asarray(out, dtype=np.float64)
+
+
 def standardize(image: np.ndarray, method: str, p_low: float, p_high: float) -> np.ndarray:
     """The image mapped to [0, 1] by its own central-region histogram."""
-    sample = central_sample(image)
+    knots = standard_knots(np.sort(central_sample(image)), method, p_low, p_high)
+    return apply_knots(image, knots)
+
+
+def percentile_standardize(image: np.ndarray, p_low: float, p_high: float) -> tuple[np.ndarray, np.ndarray]:
+    """``standardize(image, "percentile", ...)`` and the sorted central sample of that result.
+
+    The sample of the result is the mapped sample of the input (the same elementwise float32 operations on
+    the same pixels), and the map is monotone, so it stays sorted: landmarks of the standardized image then
+    cost neither a second sample nor a second sort.
+    """
+    ordered = np.sort(central_sample(image))
+    knots = standard_knots(ordered, "percentile", p_low, p_high)
+    return apply_knots(image, knots), apply_knots(ordered, knots)
+
+
+def standard_knots(ordered: np.ndarray, method: str, p_low: float, p_high: float) -> np.ndarray:
+    """The input values mapped to the standard scale's landmarks, from a sorted central sample."""
     if method == "landmarks":
-        knots = np.percentile(sample, np.linspace(p_low, p_high, N_LANDMARKS)).astype(np.float64)
+        knots = sorted_percentiles(ordered, np.linspace(p_low, p_high, N_LANDMARKS))
     else:
-        knots = np.percentile(sample, [p_low, p_high]).astype(np.float64)
+        knots = sorted_percentiles(ordered, [p_low, p_high])
     spread = knots[-1] - knots[0]
     if not np.isfinite(spread) or spread <= 1e-6 * max(1.0, abs(knots[-1])):
         raise NoContrastError("image has no contrast in its central region (constant pixel values)")
+    if len(knots) > 2:
+        # Ties (large flat areas) make equal knots; nudge them apart so the mapping stays a function.
+        knots = np.maximum.accumulate(knots + np.arange(N_LANDMARKS) * spread * 1e-6)
+    return knots
+
+
+def apply_knots(image: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Two knots: linear to [0, 1], clipped. More: piecewise linear onto evenly spaced targets."""
+    lo, hi = knots[0], knots[-1]
     if len(knots) == 2:
-        out = (image - np.float32(knots[0])) / np.float32(spread)
-        return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
-    # Ties (large flat areas) make equal knots; nudge them apart so the mapping stays a function.
-    knots = np.maximum.accumulate(knots + np.arange(N_LANDMARKS) * spread * 1e-6)
-    targets = np.linspace(0.0, 1.0, N_LANDMARKS)
+        out = (image - np.float32(lo)) / np.float32(hi - lo)
+        return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
+    targets = np.linspace(0.0, 1.0, len(knots))
     # The piecewise-linear map tabulated on LUT_STEPS steps between the outer knots and applied by lookup:
     # ~10x faster than np.interp per pixel, within 1e-3 of it (a quarter of an 8-bit step).
-    lo, hi = knots[0], knots[-1]
     table = np.interp(np.linspace(lo, hi, LUT_STEPS + 1), knots, targets).astype(np.float32)
-    scaled = (np.asarray(image, dtype=np.float32) - np.float32(lo)) * np.float32(LUT_STEPS / (hi - lo))
-    return table[np.clip(scaled + 0.5, 0, LUT_STEPS).astype(np.int32)]
+    scaled = np.subtract(image, np.float32(lo), dtype=np.float32)
+    scaled *= np.float32(LUT_STEPS / (hi - lo))
+    scaled += np.float32(0.5)
+    np.clip(scaled, 0, LUT_STEPS, out=scaled)
+    return table[scaled.astype(np.int32)]
 
 
 def resize(image: np.ndarray, size: int, aspect: str) -> np.ndarray:

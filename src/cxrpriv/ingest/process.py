@@ -24,8 +24,17 @@ from pydicom.dataset import Dataset
 from cxrpriv.ingest.config import PreprocessConfig
 from cxrpriv.ingest.decode import Decoded, DecodeError, decode_dicom, decode_png, read_dicom, sniff
 from cxrpriv.ingest.deid import Deidentifier, DeidError, patient_age_years
+from cxrpriv.ingest.dicomjson import header_json
 from cxrpriv.ingest.keys import DeidKey
-from cxrpriv.ingest.normalize import NoContrastError, quantize, resize, standardize
+from cxrpriv.ingest.normalize import (
+    NoContrastError,
+    apply_knots,
+    percentile_standardize,
+    quantize,
+    resize,
+    standard_knots,
+    standardize,
+)
 from cxrpriv.ingest.screening import (
     blank_regions,
     burned_in_flag,
@@ -178,8 +187,7 @@ def _ingest_dicom(
     if ctx.keep_original_ids:
         result.original_patient_id = patient_id
     result.fields["study_date"] = _iso_date(deidentified.dataset.get("StudyDate"))
-    dropped = _drop_bulk(deidentified.dataset)
-    header = deidentified.dataset.to_json_dict()
+    header, dropped = header_json(deidentified.dataset, BULK_BYTES)
     result.header_line = json.dumps(
         {"image_id": result.image_id, "header": header, "dropped_bulk": dropped}, separators=(",", ":")
     )
@@ -199,7 +207,7 @@ def _ingest_pixels(ctx: WorkerContext, result: FileResult, decoded: Decoded, fla
     cfg = ctx.config
     # The detector always sees the linear (percentile) standardization: histogram equalization would lift
     # flat anatomy into glyph-like contrast, and the detector must not depend on the output's tone curve.
-    image = standardize(decoded.pixels, "percentile", cfg.percentile_low, cfg.percentile_high)
+    image, ordered = percentile_standardize(decoded.pixels, cfg.percentile_low, cfg.percentile_high)
     finding = detect_text(image, cfg.text_min_glyphs, cfg.text_contrast)
     result.header_flag = flagged
     result.text_glyphs = finding.glyphs
@@ -221,7 +229,11 @@ def _ingest_pixels(ctx: WorkerContext, result: FileResult, decoded: Decoded, fla
         blanked = True
     if cfg.intensity == "landmarks":
         # Rank-based, so equal to standardizing the decoded values directly (up to the clipped tails).
-        image = standardize(image, "landmarks", cfg.percentile_low, cfg.percentile_high)
+        if blanked:  # the blanked regions change the histogram: sample the image again
+            image = standardize(image, "landmarks", cfg.percentile_low, cfg.percentile_high)
+        else:
+            knots = standard_knots(ordered, "landmarks", cfg.percentile_low, cfg.percentile_high)
+            image = apply_knots(image, knots)
     sized = resize(image, cfg.image_size, cfg.aspect)
     result.fields["pixel_mean"] = round(float(sized.mean()), 5)
     result.fields["pixel_std"] = round(float(sized.std()), 5)
@@ -243,17 +255,3 @@ def _iso_date(value: object) -> str | None:
         return dt.datetime.strptime(text[:8], "%Y%m%d").date().isoformat()
     except ValueError:
         return None
-
-
-def _drop_bulk(ds: Dataset) -> list[str]:
-    """Remove binary elements over BULK_BYTES at any depth; returns their keywords (sorted, unique)."""
-    dropped: set[str] = set()
-
-    def visit(dataset: Dataset, elem: Any) -> None:
-        binary = elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN")
-        if binary and elem.value is not None and len(elem.value) > BULK_BYTES:
-            dropped.add(elem.keyword or str(elem.tag))
-            del dataset[elem.tag]
-
-    ds.walk(visit)
-    return sorted(dropped)

@@ -37,6 +37,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from cxrpriv.chestxray14 import FINDINGS
+from cxrpriv.ingest.allocator import keep_freed_memory
 from cxrpriv.ingest.config import SPLITS, PreprocessConfig
 from cxrpriv.ingest.deid import Deidentifier
 from cxrpriv.ingest.keys import DeidKey
@@ -105,6 +106,7 @@ _DEID: Deidentifier | None = None
 
 def _init_worker(ctx: WorkerContext) -> None:
     global _CONTEXT, _DEID
+    keep_freed_memory()  # reuse each file's large buffers for the next one (see allocator.py)
     _CONTEXT = ctx
     _DEID = Deidentifier(ctx.key, ctx.config.deid_options, ctx.config.max_date_shift_days)
     # Codec plugins and pydicom log per file at INFO/WARNING, sometimes with header values.

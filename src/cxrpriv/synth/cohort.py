@@ -112,7 +112,9 @@ class _Worker:
         self.stats = load_cohort_stats()
         self.shape_model = load_lung_shape_model()
         self.noise = load_label_noise()
-        self.sampler = TimelineSampler(self.stats, config.max_images_per_patient)
+        self.sampler = TimelineSampler(
+            self.stats, config.max_images_per_patient, config.min_finding_prevalence
+        )
         self.readers = sample_readers(config.n_readers, np.random.default_rng([config.seed, 1 << 30]))
         mix = config.transfer_syntax_mix
         self.syntaxes = [s for s in TRANSFER_SYNTAXES if mix.get(s, 0) > 0]

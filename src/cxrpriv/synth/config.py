@@ -31,6 +31,10 @@ class SynthesizeConfig:
     anatomy_variability: float = help_field(
         "Multiplier on the between-patient spread of anatomy shape parameters (1 = calibrated)."
     )
+    min_finding_prevalence: float = help_field(
+        "Floor on each finding's per-image prevalence (0 = ChestX-ray14's own rates; rare findings are "
+        "raised so a test split holds enough positives to measure them)."
+    )
     label_noise: bool = help_field("Apply calibrated text-mining noise to the released labels.")
     reread_fraction: float = help_field("Fraction of images re-read by the simulated radiologists.")
     n_readers: int = help_field("Number of simulated radiologists in the re-read table.")
@@ -59,6 +63,7 @@ class SynthesizeConfig:
             (0 <= self.rotation_jitter_deg <= 20, "rotation_jitter_deg must be within 0..20"),
             (0 <= self.inspiration_jitter <= 0.3, "inspiration_jitter must be within 0..0.3"),
             (0 <= self.anatomy_variability <= 3, "anatomy_variability must be within 0..3"),
+            (0 <= self.min_finding_prevalence <= 0.2, "min_finding_prevalence must be within 0..0.2"),
             (0 <= self.reread_fraction <= 1, "reread_fraction must be within 0..1"),
             (self.n_readers >= 1, "n_readers must be at least 1"),
             (0 <= self.burned_text_fraction <= 1, "burned_text_fraction must be within 0..1"),

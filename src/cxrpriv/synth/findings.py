@@ -11,8 +11,10 @@ where it is; its severity and fine texture vary per film. Appearances follow the
 - Pneumonia: ill-defined airspace opacity in one zone with patchy margins.
 - Consolidation: dense homogeneous lobar opacity with a sharp fissural border.
 - Edema: bilateral perihilar (bat-wing) haze, Kerley B lines at the bases.
-- Emphysema: hyperlucent, hyperinflated lungs (flat low diaphragm), sparse vessels, apical bullae.
-- Fibrosis: peripheral and basal reticulation with volume loss.
+- Emphysema: hyperinflated lungs (low diaphragm), a narrow heart, sparse vessels, upper zones more lucent than
+  the bases and thin-walled apical bullae. Local contrasts on purpose: ingest standardizes each image's
+  histogram, which removes a uniform darkening of the lungs.
+- Fibrosis: coarse peripheral and basal reticulation with volume loss.
 - Pleural thickening: a band along the lateral chest wall and an apical cap.
 - Pneumothorax: a lateral-apical rim without lung markings behind a thin visceral pleural line.
 - Hernia: retrocardiac round density with an air-fluid level (hiatal hernia).
@@ -70,11 +72,11 @@ def sample_sites(rng: np.random.Generator) -> FindingSites:
     }
     size = {
         "Mass": float(rng.uniform(0.07, 0.12)),
-        "Nodule": float(rng.uniform(0.022, 0.034)),
+        "Nodule": float(rng.uniform(0.032, 0.046)),  # >= ~2 px radius at the default 128 px
         "Effusion": float(rng.uniform(0.10, 0.24)),
         "Cardiomegaly": float(rng.uniform(1.22, 1.4)),
-        "Pneumothorax": float(rng.uniform(0.05, 0.11)),
-        "Hernia": float(rng.uniform(0.06, 0.09)),
+        "Pneumothorax": float(rng.uniform(0.09, 0.16)),
+        "Hernia": float(rng.uniform(0.085, 0.12)),
         "Consolidation": float(rng.uniform(-0.25, 0.25)),  # tilt of the fissural border
     }
     return FindingSites(side=side, site=site, size=size)
@@ -83,16 +85,17 @@ def sample_sites(rng: np.random.Generator) -> FindingSites:
 def finding_geometry(labels: np.ndarray, sites: FindingSites) -> FindingGeometry:
     """The shape changes a finding makes before anything is drawn (heart size, lung height, lucency)."""
     geom = FindingGeometry()
+    if labels[F["Emphysema"]]:
+        geom.heart_scale = 0.9  # the long narrow heart of hyperinflated lungs
+        geom.lung_height = [1.15, 1.15]
+        geom.lucency = 1.22
+        geom.marking_strength = 0.35
     if labels[F["Cardiomegaly"]]:
         geom.heart_scale = sites.size["Cardiomegaly"]
-    for name, factor in (("Atelectasis", 0.93), ("Fibrosis", 0.93)):
+    for name, factor in (("Atelectasis", 0.93), ("Fibrosis", 0.9)):
         if labels[F[name]]:
             for s in _sides(sites.side[name]):
                 geom.lung_height[s] *= factor
-    if labels[F["Emphysema"]]:
-        geom.lung_height = [h * 1.12 for h in geom.lung_height]
-        geom.lucency = 1.22
-        geom.marking_strength = 0.45
     if labels[F["Edema"]]:
         geom.marking_strength *= 1.4  # vascular congestion
     return geom
@@ -186,14 +189,14 @@ def _mass(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) 
         ellipse(c.u, c.v, (u, v), (r, r * 0.9), 0.3, c.edge * 4),
         ellipse(c.u, c.v, (u + 0.4 * r, v - 0.3 * r), (0.7 * r, 0.6 * r), 0.0, c.edge * 4),
     )
-    c.density += 0.55 * lobes * np.maximum(c.lungs[s], 0.5)
+    c.density += 0.7 * lobes * np.maximum(c.lungs[s], 0.5)
 
 
 def _nodule(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
     s = sites.side["Nodule"] % 2
     u, v = _site_point(c, s, sites.site["Nodule"])
     r = sites.size["Nodule"]
-    c.density += 0.55 * ellipse(c.u, c.v, (u, v), (r, r), 0.0, c.edge) * np.maximum(c.lungs[s], 0.5)
+    c.density += 0.75 * ellipse(c.u, c.v, (u, v), (r, r), 0.0, c.edge) * np.maximum(c.lungs[s], 0.5)
 
 
 def _pneumonia(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
@@ -233,30 +236,41 @@ def _edema(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator)
 
 
 def _emphysema(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
+    lat, _ = sites.site["Emphysema"]
     for s in (0, 1):
         f = _lung_frame(c, s)
-        u = f.u0 + 0.6 * (f.u1 - f.u0) if s == 0 else f.u0 + 0.4 * (f.u1 - f.u0)
-        bulla = ellipse(c.u, c.v, (u, f.v0 + 0.12 * (f.v1 - f.v0)), (0.07, 0.06), 0.0, c.edge * 2)
-        c.density -= 0.12 * bulla * c.lungs[s]
-        c.markings *= 1 - bulla
+        height = max(f.v1 - f.v0, 1e-3)
+        # Upper-lobe predominant destruction: lucency falls off from apex to base within each lung.
+        upper = np.clip((f.v1 - c.v) / height, 0, 1) ** 1.5
+        c.density -= 0.14 * sev * upper * c.lungs[s]
+        for k, (along, down, radius) in enumerate(((lat, 0.10, 0.075), (1 - lat, 0.22, 0.055))):
+            u = f.u1 - along * (f.u1 - f.u0) if s == 0 else f.u0 + along * (f.u1 - f.u0)
+            centre = (u, f.v0 + down * height)
+            # The left lung's lower bulla smaller: the two sides should not mirror each other.
+            r = radius * (0.9 + 0.1 * sev) * (1 if k == 0 or s == 0 else 0.8)
+            bulla = ellipse(c.u, c.v, centre, (r, r * 0.85), 0.0, c.edge * 1.5)
+            wall = ellipse(c.u, c.v, centre, (r * 1.12, r * 0.97), 0.0, c.edge * 1.5) - bulla
+            c.density += (0.16 * wall - 0.2 * bulla) * c.lungs[s]
+            c.markings *= 1 - bulla
 
 
 def _fibrosis(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
     n = c.u.shape[0]
-    fine = _smooth_noise(c.u.shape, n * 0.006, rng)
-    reticulation = np.exp(-((fine / 0.35) ** 2))  # thin bright lines along the noise's zero crossings
+    # Scale chosen to survive the default 128 px training size (the lines are ~2 px wide there).
+    coarse = _smooth_noise(c.u.shape, n * 0.012, rng)
+    reticulation = np.exp(-((coarse / 0.4) ** 2))  # bright lines along the noise's zero crossings
     for s in (0, 1):
         f = _lung_frame(c, s)
         lateral = np.abs(c.u - f.uc) / max((f.u1 - f.u0) / 2, 1e-3)
         basal = np.clip((c.v - f.v0) / max(f.v1 - f.v0, 1e-3), 0, 1)
-        weight = np.clip(0.3 + 0.7 * lateral, 0, 1) * (0.3 + 0.7 * basal)
-        c.density += 0.28 * sev * reticulation * weight * c.lungs[s]
+        weight = np.clip(0.15 + 0.85 * lateral, 0, 1) * (0.2 + 0.8 * basal)
+        c.density += 0.5 * sev * reticulation * weight * c.lungs[s]
 
 
 def _pleural_thickening(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
     n = c.u.shape[0]
     for s in _sides(sites.side["Pleural_Thickening"]):
-        rim = _rim(c.lungs[s], n * 0.018)
+        rim = _rim(c.lungs[s], n * 0.026)
         f = _lung_frame(c, s)
         lateral = soft_step((f.uc - c.u) if s == 0 else (c.u - f.uc), 0.05)
         c.density += 0.6 * sev * rim * np.maximum(lateral, soft_step(f.vc - 0.25 - c.v, 0.05))
@@ -269,13 +283,13 @@ def _pneumothorax(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Gen
     width_px = sites.size["Pneumothorax"] * sev * n / 2
     lung = c.lungs[s]
     inner = ndimage.gaussian_filter(lung, width_px)
-    sector = soft_step((f.uc - c.u) if s == 0 else (c.u - f.uc), 0.05) * soft_step(f.vc + 0.15 - c.v, 0.08)
+    sector = soft_step((f.uc - c.u) if s == 0 else (c.u - f.uc), 0.05) * soft_step(f.vc + 0.3 - c.v, 0.08)
     collapsed = soft_step(0.72 - inner, 0.02) * lung * sector
     c.markings *= 1 - collapsed
-    c.density -= 0.16 * collapsed
-    c.density += 0.08 * (1 - collapsed) * lung * sector  # the collapsed lung is denser
-    pleural_line = np.exp(-(((inner - 0.72) / 0.03) ** 2)) * lung * sector
-    c.density += 0.22 * pleural_line
+    c.density -= 0.22 * collapsed
+    c.density += 0.1 * (1 - collapsed) * lung * sector  # the collapsed lung is denser
+    pleural_line = np.exp(-(((inner - 0.72) / 0.035) ** 2)) * lung * sector
+    c.density += 0.32 * pleural_line
 
 
 def _hernia(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
@@ -284,8 +298,10 @@ def _hernia(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator
     vc = float(c.v[heart].mean()) + 0.08 if heart.any() else 0.3
     uc = float(c.u[heart].mean()) - 0.05 if heart.any() else 0.05
     sac = ellipse(c.u, c.v, (uc, vc), (r * 1.2, r), 0.0, c.edge * 2)
-    level = soft_step(c.v - (vc - 0.2 * r), c.edge)
-    c.density += sac * (0.32 * level - 0.30 * (1 - level))
+    wall = ellipse(c.u, c.v, (uc, vc), (r * 1.32, r * 1.1), 0.0, c.edge * 2) - sac
+    level = soft_step(c.v - (vc + 0.1 * r), c.edge)
+    # The gas cap must stand out against the dense heart shadow it projects onto.
+    c.density += sac * (0.2 * level - 0.55 * (1 - level)) + 0.2 * wall
 
 
 def _rim(lung: np.ndarray, width_px: float) -> np.ndarray:

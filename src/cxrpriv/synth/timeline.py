@@ -10,6 +10,11 @@ proposal favours sets that follow each finding's real persistence/onset rates,
 q(c'|c) ~ P(c') prod_f T_f(c'_f | c_f) / P(c'_f), so findings appear and resolve at realistic rates.
 ``p_keep`` is solved so that the chance of an unchanged set matches the real table's.
 Views follow the same construction: keep the view or redraw it from the real AP/PA split.
+
+An optional prevalence floor reweights the label sets (``raised_combination_probs``) so that no finding is
+rarer than the floor: ChestX-ray14's rarest findings (Hernia 0.2%) leave a 1,000-patient test split with one
+or two positives, too few to measure an AUC. Sets holding a raised finding are scaled up together, so the
+co-occurrence *given* a finding keeps the real table's pattern.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ class PatientTimeline:
 class TimelineSampler:
     """Precomputes the chain's matrices once (per worker process); then one patient per call."""
 
-    def __init__(self, stats: CohortStats, max_images: int) -> None:
+    def __init__(self, stats: CohortStats, max_images: int, min_prevalence: float = 0.0) -> None:
         self.stats = stats
         n_values = np.asarray(stats.images_per_patient.values, dtype=int)
         n_counts = np.asarray(stats.images_per_patient.counts, dtype=float)
@@ -55,7 +60,9 @@ class TimelineSampler:
         self.step_values = np.asarray(stats.age_step_years.values, dtype=float)
         self.step_probs = stats.age_step_years.probabilities
         self.combos = combos_to_matrix([str(v) for v in stats.label_combinations.values])
-        self.combo_probs = np.asarray(stats.label_combinations.probabilities, dtype=float)
+        self.combo_probs = raised_combination_probs(
+            self.combos, np.asarray(stats.label_combinations.probabilities, dtype=float), min_prevalence
+        )
         self._build_label_chain()
         p_ap = stats.view_position["AP"]
         # Keep-or-redraw preserves the AP fraction; the keep rate matches the real P(AP next | AP now).
@@ -107,6 +114,34 @@ class TimelineSampler:
     def _step(self, combo: int, rng: np.random.Generator) -> int:
         proposed = int(rng.choice(len(self.combos), p=self.proposal[combo]))
         return proposed if np.log(rng.random()) < self.log_accept[combo, proposed] else combo
+
+
+def raised_combination_probs(
+    combos: np.ndarray, probs: np.ndarray, min_prevalence: float, rounds: int = 200
+) -> np.ndarray:
+    """Label-set probabilities reweighted so that every finding's marginal is at least ``min_prevalence``.
+
+    Iterative proportional fitting on the findings below the floor: each round scales the sets that hold
+    such a finding by the factor that brings it to the floor, then renormalizes (which lowers the others a
+    little, hence the rounds). Findings already above the floor are never scaled directly.
+    """
+    if min_prevalence <= 0:
+        return probs / probs.sum()
+    has = combos.astype(bool)
+    p = probs / probs.sum()
+    present = has.any(axis=0)  # a finding in no set cannot be raised
+    for _ in range(rounds):
+        marginal = has.T.astype(float) @ p
+        low = np.nonzero(present & (marginal < min_prevalence * (1 - 1e-6)))[0]
+        if len(low) == 0:
+            break
+        for f in low:
+            m = float(has[:, f] @ p)
+            # odds scaling: sets with f get factor a, so that a*m / (a*m + 1 - m) = floor
+            a = min_prevalence * (1 - m) / (m * (1 - min_prevalence))
+            p = np.where(has[:, f], p * a, p)
+            p /= p.sum()
+    return p
 
 
 def combos_to_matrix(values: list[str]) -> np.ndarray:
