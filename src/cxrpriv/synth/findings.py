@@ -72,7 +72,7 @@ def sample_sites(rng: np.random.Generator) -> FindingSites:
     }
     size = {
         "Mass": float(rng.uniform(0.07, 0.12)),
-        "Nodule": float(rng.uniform(0.032, 0.046)),  # >= ~2 px radius at the default 128 px
+        "Nodule": float(rng.uniform(0.045, 0.06)),  # 3-4 px radius at 128 px: 1.5-2 cm, under 3 cm
         "Effusion": float(rng.uniform(0.10, 0.24)),
         "Cardiomegaly": float(rng.uniform(1.22, 1.4)),
         "Pneumothorax": float(rng.uniform(0.09, 0.16)),
