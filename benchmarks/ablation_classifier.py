@@ -137,7 +137,7 @@ def finding_table(runs: list[dict], variants: list[str], out: Path) -> str:
     evaluation = json.loads((out / f"{first['variant']}-seed{first['seed']}" / "evaluation.json").read_text())
     findings = evaluation["clean"]["findings"]
     lines = [
-        "| finding | clean test positives | " + " | ".join(variants) + " |",
+        "| finding | clean test positives (patients) | " + " | ".join(variants) + " |",
         "|---|---|" + "---|" * len(variants),
     ]
     for finding, entry in findings.items():
@@ -146,7 +146,8 @@ def finding_table(runs: list[dict], variants: list[str], out: Path) -> str:
             values = [r[f"clean_auc_{finding}"] for r in runs if r["variant"] == variant]
             values = [v for v in values if v == v]  # NaN: no positives
             cells.append(f"{statistics.mean(values):.2f}" if values else "-")
-        lines.append(f"| {finding} | {entry['n_positive']} | " + " | ".join(cells) + " |")
+        patients = entry.get("n_positive_patients", "?")  # runs from before the count was reported: "?"
+        lines.append(f"| {finding} | {entry['n_positive']} ({patients}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

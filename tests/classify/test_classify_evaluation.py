@@ -36,3 +36,7 @@ def test_auc_report_leaves_rare_findings_out_of_the_mean():
     low, high = report["mean_auc_ci"]
     assert low <= report["mean_auc"] <= high
     assert report["worst_finding"] == "A"
+    # 40 positive images of A come from 14 patients (three images each, the last patient's first only).
+    assert report["findings"]["A"]["n_positive"] == 40
+    assert report["findings"]["A"]["n_positive_patients"] == 14
+    assert report["findings"]["B"]["n_positive_patients"] == 1

@@ -2,8 +2,10 @@
 
 A finding enters the mean (and the worst-finding number) only when the evaluated split holds at least
 ``min_positives`` positive images of it: an AUC over one or two positives is a coin toss with a label, not a
-measurement (the default cohort has about one Hernia image in its test split). Those findings are still
-reported, flagged ``too_few_positives``.
+measurement (at ChestX-ray14's Hernia rate a 1,000-patient cohort has about one Hernia image in its test
+split). Those findings are still reported, flagged ``too_few_positives``. Each finding also reports how many
+patients its positives come from: follow-ups share findings, so 21 positive images can be 3 patients, and
+the interval (resampled by patient) is as wide as that suggests.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def auc_report(
 ) -> dict[str, Any]:
     """Per-finding AUC with intervals, the mean over findings with enough positives, and the worst one."""
     labels = np.asarray(labels).astype(np.uint8)
+    patients = np.asarray(patients)
     scores = np.asarray(scores, dtype=np.float64)
     per_finding: dict[str, Any] = {}
     evaluated = []
@@ -60,6 +63,7 @@ def auc_report(
             "auc": _nan_to_none(estimate.value),
             "ci": [_nan_to_none(estimate.low), _nan_to_none(estimate.high)] if n_boot else None,
             "n_positive": n_pos,
+            "n_positive_patients": int(np.unique(patients[labels[:, j] == 1]).size),
             "n": len(labels),
             "flags": [] if enough else ["too_few_positives"],
         }
