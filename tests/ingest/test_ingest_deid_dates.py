@@ -6,7 +6,7 @@ import datetime as dt
 
 import numpy as np
 
-from cxrpriv.ingest.deid import _parse_date
+from cxrpriv.ingest.deid import parse_dicom_date
 
 
 def strptime_date(text: str) -> dt.date | None:
@@ -16,7 +16,7 @@ def strptime_date(text: str) -> dt.date | None:
         return None
 
 
-def test_parse_date_equals_strptime():
+def test_parse_dicom_date_equals_strptime():
     rng = np.random.default_rng(0)
     texts = [
         "20240229", "20230229", "20241301", "20240001", "20240100", "20240132", "00000101", "99991231",
@@ -26,4 +26,4 @@ def test_parse_date_equals_strptime():
     texts += ["".join(rng.choice(list("0123456789"), 8)) for _ in range(5000)]
     texts += [f"{y:04d}{m:02d}{d:02d}" for y in (1, 1900, 2000, 2024) for m in range(14) for d in range(33)]
     for text in texts:
-        assert _parse_date(text) == strptime_date(text), text
+        assert parse_dicom_date(text) == strptime_date(text), text

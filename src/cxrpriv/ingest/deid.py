@@ -134,7 +134,8 @@ class DeidResult:
     date_shift_days: int | None
 
 
-def _parse_date(text: str) -> dt.date | None:
+def parse_dicom_date(text: str) -> dt.date | None:
+    """The date of a DA (or the date part of a DT) value, or None if it is not a valid YYYYMMDD."""
     head = text.strip()[:8]
     try:
         if len(head) == 8 and head.isascii() and head.isdigit():
@@ -152,8 +153,8 @@ def patient_age_years(ds: Dataset) -> int | None:
     if match:
         value, unit = int(match.group(1)), match.group(2)
         return {"Y": value, "M": value // 12, "W": value // 52, "D": value // 365}[unit]
-    birth = _parse_date(str(ds.get("PatientBirthDate", "") or ""))
-    study = _parse_date(str(ds.get("StudyDate", "") or ds.get("ContentDate", "") or ""))
+    birth = parse_dicom_date(str(ds.get("PatientBirthDate", "") or ""))
+    study = parse_dicom_date(str(ds.get("StudyDate", "") or ds.get("ContentDate", "") or ""))
     if birth and study and study >= birth:
         return int((study - birth).days // 365.25)
     return None
@@ -349,7 +350,7 @@ def _dummy(vr: str) -> object:
 
 
 def _shift_one(text: str, vr: str, shift: int) -> str | None:
-    date = _parse_date(text)
+    date = parse_dicom_date(text)
     if date is None:
         return None  # an unparseable date is not kept: it might still be the real one
     moved = (date - dt.timedelta(days=shift)).strftime("%Y%m%d")

@@ -27,8 +27,10 @@ from pydicom.jsonrep import convert_to_python_number
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-# Binary elements above this size (LUT data, icons, waveforms) are dropped (and their keywords reported).
-BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
+from cxrpriv.ingest.deid import BINARY_VRS
+
+# Binary elements above ``bulk_bytes`` (LUT data, icons, waveforms) are dropped (and their keywords reported).
+BULK_VRS = BINARY_VRS
 # Value representations written inline as base64 (pydicom: BYTES_VR | AMBIGUOUS_VR - {"US or SS"}).
 INLINE_BINARY_VRS = BULK_VRS | {"US or SS or OW", "US or OW", "OB or OW"}
 NUMBER_VRS = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV", "DS", "FD", "FL"})

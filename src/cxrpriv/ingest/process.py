@@ -10,7 +10,6 @@ their messages can quote values.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import re
@@ -23,7 +22,7 @@ from pydicom.dataset import Dataset
 
 from cxrpriv.ingest.config import PreprocessConfig
 from cxrpriv.ingest.decode import Decoded, DecodeError, decode_dicom, decode_png, read_dicom, sniff
-from cxrpriv.ingest.deid import Deidentifier, DeidError, patient_age_years
+from cxrpriv.ingest.deid import Deidentifier, DeidError, parse_dicom_date, patient_age_years
 from cxrpriv.ingest.dicomjson import header_json
 from cxrpriv.ingest.keys import DeidKey
 from cxrpriv.ingest.normalize import (
@@ -186,7 +185,8 @@ def _ingest_dicom(
     result.patient_id = deidentified.patient_pseudonym
     if ctx.keep_original_ids:
         result.original_patient_id = patient_id
-    result.fields["study_date"] = _iso_date(deidentified.dataset.get("StudyDate"))
+    study_date = parse_dicom_date(str(deidentified.dataset.get("StudyDate") or ""))
+    result.fields["study_date"] = study_date.isoformat() if study_date else None
     header, dropped = header_json(deidentified.dataset, BULK_BYTES)
     result.header_line = json.dumps(
         {"image_id": result.image_id, "header": header, "dropped_bulk": dropped}, separators=(",", ":")
@@ -247,11 +247,3 @@ def reason_category(reason: str) -> str:
     may hold (MLflow allows letters, digits and ``_-. :/``)."""
     text = re.sub(r"[^A-Za-z0-9_\-. :/]", "", re.sub(r"\d+", "N", reason))
     return re.sub(r"\s+", " ", text).strip()
-
-
-def _iso_date(value: object) -> str | None:
-    text = str(value or "").strip()
-    try:
-        return dt.datetime.strptime(text[:8], "%Y%m%d").date().isoformat()
-    except ValueError:
-        return None
