@@ -66,7 +66,7 @@ def test_cli_writes_outputs_metrics_plots_and_registers_the_model(
     (run,) = client.search_runs([client.get_experiment_by_name("cxr-privacy").experiment_id])
     assert run.data.tags["cxrpriv.stage"] == "train_reid"
     assert "verification.auc.value" in run.data.metrics and "retrieval.map_at_r" in run.data.metrics
-    assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
+    assert len(client.get_metric_history(run.info.run_id, "val_map_at_r")) == 2
     (version,) = client.search_model_versions("name='cxrpriv-verifier'")
     loaded = mlflow.pyfunc.load_model(f"models:/cxrpriv-verifier/{version.version}")
     pairs = np.random.default_rng(0).random((3, 2, 32, 32), dtype=np.float32)

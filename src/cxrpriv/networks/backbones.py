@@ -75,6 +75,21 @@ def _monai_densenet121() -> Backbone:
     return Backbone(nn.Sequential(net.features, nn.ReLU(inplace=False)), net.class_layers.out.in_features)
 
 
+def pooled_size(trunk: Backbone, pool: str, image_size: int) -> int:
+    """Length of the trunk's output once pooled (``average``) or flattened (``flatten``)."""
+    if pool == "average":
+        return trunk.channels
+    if pool != "flatten":
+        raise ValueError(f"pool must be 'average' or 'flatten', not {pool!r}")
+    if image_size < 1:
+        raise ValueError("pool='flatten' needs the input image_size")
+    trunk.eval()  # a dry run to size the layer; eval mode leaves the batch-norm statistics alone
+    with torch.no_grad():
+        size = trunk(torch.zeros(1, 1, image_size, image_size)).numel()
+    trunk.train()
+    return size
+
+
 def build_backbone(name: str, width: int = 24, depth: int = 4, stem: int = 1) -> Backbone:
     """``width``/``depth``/``stem`` apply to ``small_cnn`` only."""
     if name == "small_cnn":

@@ -96,13 +96,15 @@ def run_train_reid(
         def log_epoch(epoch: int, record: dict[str, float]) -> None:
             run.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
             if not progress:  # the loop's own epoch line comes with the progress bars
+                validation = ", ".join(
+                    f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_") and math.isfinite(v)
+                )
                 log.info(
-                    "train_reid epoch %d: train loss %.4f, val loss %.4f, val AUC %.4f, %.0f images/s, "
-                    "%.1f of %.1f s waiting for data",
+                    "train_reid epoch %d: train loss %.4f, %s, %.0f images/s, %.1f of %.1f s waiting for "
+                    "data",
                     epoch,
                     record["train_loss"],
-                    record["val_loss"],
-                    record["val_auc"],
+                    validation,
                     record["train_images_per_s"],
                     record["data_seconds"],
                     record["train_seconds"],
@@ -183,7 +185,8 @@ def _run(config: TrainReidConfig, args: argparse.Namespace, profile: str) -> int
 
 TRAIN_REID = StageCommand(
     name="train_reid",
-    help="Train the re-identification attacker (siamese verifier) and measure verification and retrieval.",
+    help="Train the re-identification attacker (metric-learning embedder or siamese verifier) and measure "
+    "verification and retrieval.",
     config_cls=TrainReidConfig,
     add_io=_add_io,
     run=_run,

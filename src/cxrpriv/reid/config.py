@@ -11,6 +11,11 @@ from cxrpriv.config import ConfigError, help_field
 @dataclass(frozen=True)
 class TrainReidConfig:
     seed: int = help_field("Seed of the weights, the pair draws, the augmentation and the bootstrap.")
+    method: Literal["metric", "siamese"] = help_field(
+        "Attacker family: metric (an embedding trained as a patient classifier with the CosFace margin "
+        "loss, compared by cosine similarity) or siamese (a pair network trained on same-/different-patient "
+        "pairs, as published)."
+    )
     backbone: Literal["small_cnn", "resnet18", "resnet50", "densenet121"] = help_field(
         "Shared trunk of the siamese network (small_cnn: default profile; resnet50: the published one)."
     )
@@ -24,10 +29,23 @@ class TrainReidConfig:
         "flattened (keeps where structures are; the small default trunk learns identity much faster)."
     )
     feature_dim: int = help_field("Length of the feature vector of one image (128 as published).")
-    batch_size: int = help_field("Pairs per training step (each pair is two images).")
-    learning_rate: float = help_field("Adam learning rate.")
+    batch_size: int = help_field("Training step size: films (metric) or pairs of films (siamese) per step.")
+    learning_rate: float = help_field(
+        "Adam learning rate (siamese: constant; metric: AdamW, the start of a cosine decay to 0 at "
+        "max_epochs)."
+    )
+    weight_decay: float = help_field("metric only: AdamW decoupled weight decay.")
+    margin: float = help_field(
+        "metric only: CosFace margin, subtracted from the true patient's cosine before the softmax."
+    )
+    cosine_scale: float = help_field(
+        "metric only: CosFace scale, multiplying the cosines before the softmax."
+    )
     max_epochs: int = help_field("Most epochs; early stopping usually ends training before.")
-    patience: int = help_field("Epochs without a lower validation loss before training stops.")
+    patience: int = help_field(
+        "Epochs without a better validation score (siamese: pair loss; metric: retrieval mAP@R) before "
+        "training stops."
+    )
     max_steps_per_epoch: int = help_field(
         "Cap on training steps per epoch (0: every pair of the epoch); for short timing runs."
     )
@@ -59,6 +77,9 @@ class TrainReidConfig:
             (self.feature_dim >= 1, "feature_dim must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (0 <= self.margin < 1, "margin must be within 0..1"),
+            (self.cosine_scale > 0, "cosine_scale must be positive"),
             (self.max_epochs >= 1, "max_epochs must be at least 1"),
             (self.patience >= 1, "patience must be at least 1"),
             (self.max_steps_per_epoch >= 0, "max_steps_per_epoch must be >= 0 (0: no cap)"),

@@ -13,17 +13,19 @@ anonymizer and the evaluate stage rebuild it with :func:`load_verifier` and neve
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from cxrpriv.networks.backbones import Backbone, build_backbone
+from cxrpriv.networks.backbones import Backbone, build_backbone, pooled_size
 from cxrpriv.training.checkpoint import load_state_dict
 
 BUILDER = "cxrpriv.reid.model:build_verifier"
+# Either attacker family (a Verifier or a reid.embedding.CosineEmbedder): same interface, see load_verifier.
+Attacker = nn.Module
 MODEL_FILE = "model.pt"
 SPEC_FILE = "spec.json"
 
@@ -33,19 +35,9 @@ class Verifier(nn.Module):
         self, trunk: Backbone, feature_dim: int = 128, pool: str = "average", image_size: int = 0
     ) -> None:
         super().__init__()
-        if pool not in ("average", "flatten"):
-            raise ValueError(f"pool must be 'average' or 'flatten', not {pool!r}")
         self.trunk = trunk
         self.pool = pool
-        pooled = trunk.channels
-        if pool == "flatten":
-            if image_size < 1:
-                raise ValueError("pool='flatten' needs the input image_size")
-            trunk.eval()  # a dry run to size the layer; eval mode leaves the batch-norm statistics alone
-            with torch.no_grad():
-                pooled = trunk(torch.zeros(1, 1, image_size, image_size)).numel()
-            trunk.train()
-        self.features = nn.Linear(pooled, feature_dim)
+        self.features = nn.Linear(pooled_size(trunk, pool, image_size), feature_dim)
         self.classifier = nn.Linear(feature_dim, 1)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -84,24 +76,46 @@ def build_verifier(
     return Verifier(build_backbone(backbone, width, depth), feature_dim, pool, image_size)
 
 
-def verifier_spec(kwargs: Mapping[str, Any], image_size: int) -> dict[str, Any]:
+BUILDERS: dict[str, Callable[..., Attacker]] = {}  # filled below: spec "builder" -> function
+
+
+def verifier_spec(kwargs: Mapping[str, Any], image_size: int, builder: str = BUILDER) -> dict[str, Any]:
     return {
-        "builder": BUILDER,
+        "builder": builder,
         "kwargs": dict(kwargs),
         "image_size": int(image_size),
         "input": "float [B, 1, image_size, image_size] in [0, 1] per image; forward takes [B, 2, H, W] pairs",
     }
 
 
-def load_verifier(directory: Path, device: torch.device | str = "cpu") -> tuple[Verifier, dict[str, Any]]:
-    """The trained verifier of a ``train_reid`` output (``model.pt`` + ``spec.json``), in eval mode."""
+def load_verifier(directory: Path, device: torch.device | str = "cpu") -> tuple[Attacker, dict[str, Any]]:
+    """The trained attacker of a ``train_reid`` output (``model.pt`` + ``spec.json``), in eval mode.
+
+    Either family: the siamese :class:`Verifier` or the metric-learning
+    :class:`~cxrpriv.reid.embedding.CosineEmbedder`; both offer ``embed``, ``head``, ``score`` and a pair
+    ``forward`` and are differentiable in their input images.
+    """
     directory = Path(directory)
     spec_path = directory / SPEC_FILE
     if not spec_path.is_file():
         raise FileNotFoundError(f"{spec_path}: no verifier spec here (is {directory} a train_reid output?)")
     spec = json.loads(spec_path.read_text())
-    if spec.get("builder") != BUILDER:
-        raise ValueError(f"{spec_path}: builder {spec.get('builder')!r} is not the verifier's ({BUILDER})")
-    model = build_verifier(**spec["kwargs"])
+    builder = BUILDERS.get(spec.get("builder", ""))
+    if builder is None:
+        raise ValueError(
+            f"{spec_path}: builder {spec.get('builder')!r} is not a verifier's "
+            f"({', '.join(sorted(BUILDERS))})"
+        )
+    model = builder(**spec["kwargs"])
     model.load_state_dict(load_state_dict(directory / MODEL_FILE))
     return model.to(device).eval(), spec
+
+
+def _register_builders() -> None:
+    from cxrpriv.reid.embedding import BUILDER as EMBEDDER
+    from cxrpriv.reid.embedding import build_embedder
+
+    BUILDERS.update({BUILDER: build_verifier, EMBEDDER: build_embedder})
+
+
+_register_builders()

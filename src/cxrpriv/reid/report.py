@@ -29,7 +29,7 @@ def write_plots(
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     fpr, tpr = roc
-    ax.plot(fpr, tpr, label=f"verifier (AUC {auc:.3f})")
+    ax.plot(fpr, tpr, label=f"attacker (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Test pairs: same patient?")
     ax.legend(loc="lower right")
@@ -38,12 +38,19 @@ def write_plots(
     fig, (loss_ax, auc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = [r["epoch"] for r in history]
     loss_ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    loss_ax.plot(epochs, [r["val_loss"] for r in history], "o-", label="validation")
-    loss_ax.set(xlabel="epoch", ylabel="binary cross-entropy", title="Loss")
+    if any("val_loss" in r for r in history):  # the siamese family's pair loss; the metric family has none
+        loss_ax.plot(epochs, [r.get("val_loss", np.nan) for r in history], "o-", label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="Loss")
     loss_ax.legend()
-    auc_ax.plot(epochs, [r.get("val_auc", np.nan) for r in history], "o-", label="validation AUC")
-    auc_ax.plot(epochs, [r.get("val_accuracy", np.nan) for r in history], "o-", label="validation accuracy")
-    auc_ax.set(xlabel="epoch", ylim=(0.4, 1.01), title="Validation pairs")
+    for key, label in (
+        ("val_auc", "validation AUC"),
+        ("val_accuracy", "validation accuracy"),
+        ("val_map_at_r", "validation mAP@R"),
+        ("val_precision_at_1", "validation P@1"),
+    ):
+        if any(key in r for r in history):
+            auc_ax.plot(epochs, [r.get(key, np.nan) for r in history], "o-", label=label)
+    auc_ax.set(xlabel="epoch", ylim=(0.4, 1.01), title="Validation split")
     auc_ax.legend(loc="lower right")
     paths.append(save_figure(fig, plots_dir / "training_curves.png"))
 

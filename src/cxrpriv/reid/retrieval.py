@@ -71,19 +71,28 @@ def rescore(
 
 
 def search(
-    features: torch.Tensor, head: Head | None, k: int, chunk: int = 1024
+    features: torch.Tensor,
+    head: Head | None,
+    k: int,
+    chunk: int = 1024,
+    gallery: torch.Tensor | None = None,
+    aligned: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The set against itself (self excluded): shortlist by distance, re-score with ``head``.
+    """Shortlist by distance, re-score with ``head``: ([n, k] gallery indices, [n, k] scores), best first.
 
-    ``head=None`` ranks by distance alone (scores are negated distances).
+    ``gallery=None`` searches the set against itself (self excluded). With a separate ``gallery``,
+    ``aligned`` says gallery item i is another version of query i's film (an original beside its anonymized
+    copy): it is excluded, as the film itself is. ``head=None`` ranks by distance alone (negated distances).
     """
-    candidates = shortlist(features, features, k, chunk, exclude_self=True)
+    exclude_self = gallery is None or aligned
+    gallery = features if gallery is None else gallery
+    candidates = shortlist(features, gallery, k, chunk, exclude_self=exclude_self)
     if head is None:
-        distance = (features.unsqueeze(1) - features[candidates]).norm(dim=-1) if candidates.numel() else None
+        distance = (features.unsqueeze(1) - gallery[candidates]).norm(dim=-1) if candidates.numel() else None
         scores = -distance if distance is not None else torch.empty(candidates.shape)
         return candidates, scores
     # Re-scoring gathers chunk x k x dim values; smaller chunks than the distance blocks stay in cache.
-    return rescore(features, features, candidates, head, max(1, chunk // 4))
+    return rescore(features, gallery, candidates, head, max(1, chunk // 4))
 
 
 def retrieval_metrics(
@@ -92,9 +101,14 @@ def retrieval_metrics(
     head: Head | None,
     k: int = 100,
     chunk: int = 1024,
+    gallery: torch.Tensor | np.ndarray | None = None,
+    gallery_identities: np.ndarray | None = None,
+    aligned: bool = False,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """mAP@R, R-precision and precision@1 of the set searched against itself (see cxrpriv.reid.metrics).
+    """mAP@R, R-precision and precision@1 of the queries ``features`` searched (see cxrpriv.reid.metrics).
 
+    Without ``gallery`` the set is searched against itself; with one, queries (for example anonymized
+    films) search that gallery (for example the original films), ``aligned`` as in :func:`search`.
     Returns the summary and per-query arrays (``n_relevant``, ``ap_at_r``, ``r_precision``,
     ``precision_at_1``, ``top1``: the index of the best-ranked gallery image or -1).
     """
@@ -103,18 +117,36 @@ def retrieval_metrics(
     if device is not None:  # the search runs where the head's weights are (features may come from the CPU)
         features = features.to(device)
     identities = np.asarray(identities)
+    if gallery is not None:
+        gallery = torch.as_tensor(gallery).to(features.device)
+        if gallery_identities is None or len(gallery_identities) != len(gallery):
+            raise ValueError("a gallery needs one identity per gallery item")
+        if aligned and len(gallery) != len(features):
+            raise ValueError("an aligned gallery holds one item per query")
     with torch.no_grad():
-        ranked, _ = search(features, head, k, chunk)
+        ranked, _ = search(features, head, k, chunk, gallery=gallery, aligned=aligned)
     ranked_np = ranked.cpu().numpy()
-    _, codes, counts = np.unique(identities, return_inverse=True, return_counts=True)
-    n_relevant = counts[codes] - 1
-    relevant = codes[ranked_np] == codes[:, None] if ranked_np.size else np.zeros((len(codes), 0), bool)
+    codes, gallery_codes = _identity_codes(
+        identities, identities if gallery is None else np.asarray(gallery_identities)
+    )
+    n_relevant = np.bincount(gallery_codes, minlength=codes.max(initial=-1) + 1)[codes]
+    if gallery is None or aligned:
+        n_relevant = n_relevant - 1  # the query's own film is not there to be found
+    relevant = (
+        gallery_codes[ranked_np] == codes[:, None] if ranked_np.size else np.zeros((len(codes), 0), bool)
+    )
     if relevant.shape[1] == 0:  # a gallery of one: nothing ranked, every query misses
         relevant = np.zeros((len(codes), 1), dtype=bool)
     per_query = ranking_metrics(relevant, n_relevant)
     summary = summarize_ranking(per_query, n_relevant, ranked_np.shape[1])
     top1 = ranked_np[:, 0] if ranked_np.shape[1] else np.full(len(codes), -1)
     return summary, {"n_relevant": n_relevant, "top1": top1, **per_query}
+
+
+def _identity_codes(queries: np.ndarray, gallery: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of query and gallery identities in one shared vocabulary."""
+    _, codes = np.unique(np.concatenate([queries, gallery]).astype(str), return_inverse=True)
+    return codes[: len(queries)], codes[len(queries) :]
 
 
 def _head_device(head: Head | None) -> torch.device | None:
