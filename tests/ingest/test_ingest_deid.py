@@ -80,8 +80,10 @@ IDENTIFYING = (
 )
 
 
-def deid(options: tuple[str, ...] = OPTIONS, key: object = TEST_KEY) -> Deidentifier:
-    return Deidentifier(key, options, 3650)  # type: ignore[arg-type]
+def deid(
+    options: tuple[str, ...] = OPTIONS, key: object = TEST_KEY, policy: str = "allowlist"
+) -> Deidentifier:
+    return Deidentifier(key, options, 3650, policy)  # type: ignore[arg-type]
 
 
 def as_text(ds: Dataset) -> str:
@@ -100,7 +102,8 @@ def test_the_annex_e_table_is_loaded_with_its_option_columns():
     assert any(mask == 0xFF00FFFF and value == 0x60003000 for mask, value, _ in masked)  # Overlay Data
 
 
-def test_no_identifying_value_survives_at_any_depth():
+@pytest.mark.parametrize("policy", ["allowlist", "annex_e"])
+def test_no_identifying_value_survives_at_any_depth(policy: str):
     ds = header()
     # a private element and a person name buried two sequences deep
     inner = Dataset()
@@ -110,14 +113,17 @@ def test_no_identifying_value_survives_at_any_depth():
     middle.add_new(0x0040A730, "SQ", Sequence([inner]))  # Content Sequence (D in the Basic Profile)
     middle.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.33"
     middle.AnatomicRegionSequence = Sequence([inner.copy()])
-    ds.add_new(0x00081115, "SQ", Sequence([middle]))  # Referenced Series Sequence (not in the table: kept)
-    out = deid().apply(ds).dataset
+    ds.add_new(0x00081115, "SQ", Sequence([middle]))  # Referenced Series Sequence (not in the table)
+    out = deid(policy=policy).apply(ds).dataset
     text = as_text(out)
     assert not [v for v in IDENTIFYING if v in text]
     assert not [e for e in out.iterall() if e.tag.is_private]
-    # the references that stay are remapped consistently with the instance they point at
-    referenced = out.ReferencedSeriesSequence[0].ReferencedSOPInstanceUID
-    assert referenced == deid().uid("1.2.826.0.1.3680043.8.498.33")
+    if policy == "annex_e":
+        # kept (not in the table); the references it holds are remapped consistently with their instance
+        referenced = out.ReferencedSeriesSequence[0].ReferencedSOPInstanceUID
+        assert referenced == deid().uid("1.2.826.0.1.3680043.8.498.33")
+    else:
+        assert "ReferencedSeriesSequence" not in out  # not allowlisted: gone with everything it holds
 
 
 def test_pseudonyms_are_keyed_stable_and_recorded():

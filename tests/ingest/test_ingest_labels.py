@@ -6,13 +6,8 @@ import pytest
 
 from cxrpriv.chestxray14 import FINDINGS
 from cxrpriv.ingest.labels import LabelsError, LabelsTable, parse_findings
-from cxrpriv.synth.stats import FINDINGS as SYNTH_FINDINGS
 
 HEADER = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position\n"
-
-
-def test_the_findings_are_chestxray14s_in_the_synthesizer_order():
-    assert tuple(FINDINGS) == tuple(SYNTH_FINDINGS)
 
 
 def test_parse_findings():

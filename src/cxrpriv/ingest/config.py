@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cxrpriv.config import ConfigError, help_field
 
@@ -16,12 +17,20 @@ DEID_OPTIONS = (
     "retain_uids",
     "clean_descriptors",
 )
+# What happens to attributes the Annex E table does not list: removed unless allowlisted, or kept.
+DEID_POLICIES = ("allowlist", "annex_e")
 SPLITS = ("train", "validation", "test")
 ASPECT_POLICIES = ("pad", "crop", "stretch")
 INTENSITY_METHODS = ("percentile", "landmarks")
 LOG_PATHS = ("relative", "keyed")
 BURNED_IN_POLICIES = ("quarantine", "blank")
 DTYPES = ("uint8", "uint16")
+
+
+def _setting(default: Any, help: str) -> Any:
+    """A field with its ``--help`` text and a default (for code that builds a config without params.yaml;
+    ``load_stage_config`` still wants every key in the params file)."""
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,25 @@ class PreprocessConfig:
         "(file:<HMAC of the path>, for archives whose folder or file names may carry patient names; the "
         "report's path_key column maps it back to the path)."
     )
+    deid_policy: Literal["allowlist", "annex_e"] = _setting(
+        "allowlist",
+        "Attributes the Annex E table does not list: 'allowlist' keeps only those the image needs "
+        "(cxrpriv.ingest.allowlist) and those an enabled option retains; 'annex_e' keeps every one (they "
+        "may carry names: see docs/deidentification.md).",
+    )
+    max_frame_mib: float = _setting(
+        512.0,
+        "Files declaring a larger frame (Rows x Columns x Samples x Bits Allocated / 8 x Frames, MiB) are "
+        "rejected before decoding.",
+    )
+    max_inflated_mib: float = _setting(
+        640.0, "Deflated data sets that would inflate beyond this many MiB are rejected while inflating."
+    )
+    max_inflate_ratio: float = _setting(
+        100.0,
+        "Deflated data sets that would inflate to more than this many times their deflated size are "
+        "rejected while inflating (never below 1 MiB inflated).",
+    )
 
     def validate(self) -> None:
         checks = [
@@ -88,6 +116,10 @@ class PreprocessConfig:
             (self.shard_size >= 1, "shard_size must be at least 1"),
             (self.workers >= 0, "workers must be >= 0"),
             (self.log_paths in LOG_PATHS, f"log_paths must be one of {LOG_PATHS}"),
+            (self.deid_policy in DEID_POLICIES, f"deid_policy must be one of {DEID_POLICIES}"),
+            (self.max_frame_mib > 0, "max_frame_mib must be positive"),
+            (self.max_inflated_mib > 0, "max_inflated_mib must be positive"),
+            (self.max_inflate_ratio >= 1, "max_inflate_ratio must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:

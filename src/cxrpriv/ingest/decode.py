@@ -16,15 +16,25 @@ Steps, in the order PS3.3 defines the grayscale pipeline:
 
 Averaging before the LUTs is a deliberate approximation: with a smooth LUT it changes values far less than
 the later 8-bit quantization, and it makes the LUT cost independent of the detector size.
+
+Hostile input is refused before it can cost memory (:class:`Limits`): a deflated data set is inflated
+incrementally and abandoned once it would exceed ``max_inflated_bytes`` or ``max_inflate_ratio`` times its
+deflated size (pydicom would inflate it all at once); :func:`pixel_description_reason` refuses inconsistent
+Bits Allocated / Bits Stored / High Bit and a declared frame (Rows x Columns x Samples x Bits Allocated / 8 x
+Frames) over ``max_frame_bytes`` before any decoder allocates it. A data set without File Meta Information
+(a bare data set) gets the transfer syntax its encoding shows (implicit or explicit VR, byte order).
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
@@ -34,10 +44,29 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEFER_BYTES = 1 << 20
 PIXEL_DATA = 0x7FE00010
 NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+DEFLATED = "1.2.840.10008.1.2.1.99"
+# The deflated syntax named in the File Meta Information (which is never deflated) within the first bytes.
+DEFLATED_MARK, META_SCAN_BYTES = DEFLATED.encode(), 4096
+# Output of one incremental inflate step; a deflated data set under this size is never refused for its ratio.
+INFLATE_STEP = 1 << 20
+MIB = 1 << 20
 
 
 class DecodeError(ValueError):
     """The pixel data cannot be turned into an image; the message is a reason fit for the report."""
+
+
+class InputLimitError(DecodeError):
+    """A file refused before decoding (a limit, a malformed pixel description); the message is the reason."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one file may cost before it is decoded (see ``PreprocessConfig``: max_frame_mib, ...)."""
+
+    max_frame_bytes: int = 512 * MIB
+    max_inflated_bytes: int = 640 * MIB
+    max_inflate_ratio: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -57,14 +86,188 @@ def sniff(data: bytes) -> str:
     return "unknown"
 
 
-def read_dicom(data: bytes, force: bool = False) -> Dataset:
-    """Parse a DICOM file's bytes; elements over DEFER_BYTES (the pixel data) are read only when used."""
+def read_dicom(data: bytes, force: bool = False, limits: Limits | None = None) -> Dataset:
+    """Parse a DICOM file's bytes; elements over DEFER_BYTES (the pixel data) are read only when used.
+
+    A deflated data set is inflated within ``limits`` (InputLimitError beyond them); a bare data set (no
+    File Meta Information) gets the transfer syntax of its encoding in ``file_meta``.
+    """
     import pydicom
 
+    limits = limits or Limits()
     with warnings.catch_warnings():
         # pydicom warns with the offending value in the message: values may identify a patient.
         warnings.simplefilter("ignore")
-        return pydicom.dcmread(io.BytesIO(data), force=force, defer_size=DEFER_BYTES)
+        ds = None
+        if DEFLATED_MARK in data[:META_SCAN_BYTES]:
+            ds = _read_deflated(data, force, limits)
+        if ds is None:
+            ds = pydicom.dcmread(io.BytesIO(data), force=force, defer_size=DEFER_BYTES)
+    _infer_transfer_syntax(ds)
+    return ds
+
+
+def inflate(deflated: bytes | memoryview, limits: Limits) -> bytes:
+    """A raw deflate stream inflated step by step, refused once it would exceed the limits."""
+    cap = min(limits.max_inflated_bytes, max(INFLATE_STEP, int(limits.max_inflate_ratio * len(deflated))))
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    pieces: list[bytes] = []
+    total = 0
+    tail: bytes | memoryview = deflated
+    while True:
+        piece = inflater.decompress(tail, INFLATE_STEP)
+        total += len(piece)
+        if total > cap:
+            if cap == limits.max_inflated_bytes:
+                raise InputLimitError(
+                    f"deflated data set inflates beyond {limits.max_inflated_bytes / MIB:g} MiB "
+                    "(max_inflated_mib)"
+                )
+            raise InputLimitError(
+                f"deflated data set inflates to more than {limits.max_inflate_ratio:g} times its "
+                "deflated size (max_inflate_ratio)"
+            )
+        pieces.append(piece)
+        tail = inflater.unconsumed_tail
+        if inflater.eof or (not tail and not piece):
+            break
+    if not inflater.eof:
+        raise zlib.error("truncated deflate stream")  # what zlib.decompress (pydicom's reader) raises
+    return b"".join(pieces)
+
+
+def _read_deflated(data: bytes, force: bool, limits: Limits) -> Dataset | None:
+    """pydicom's reader of Deflated Explicit VR Little Endian, with a bounded inflate (None: not deflated)."""
+    from pydicom.dataset import FileDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+
+    fileobj = DicomBytesIO(data)
+    preamble = read_preamble(fileobj, force)  # type: ignore[arg-type]
+    file_meta = _read_file_meta_info(fileobj)  # type: ignore[arg-type]
+    if str(file_meta.get("TransferSyntaxUID", "")) != DEFLATED:
+        return None
+    buffer = DicomBytesIO(inflate(memoryview(data)[fileobj.tell() :], limits))
+    dataset = read_dataset(buffer, is_implicit_VR=False, is_little_endian=True, defer_size=DEFER_BYTES)  # type: ignore[arg-type]
+    ds = FileDataset(buffer, dataset, preamble, file_meta, False, True)  # type: ignore[arg-type]
+    ds.set_original_encoding(False, True, dataset._character_set)
+    return ds
+
+
+def _infer_transfer_syntax(ds: Dataset) -> None:
+    """Give a bare data set the transfer syntax its encoding shows (pydicom inferred it while reading)."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        from pydicom.dataset import FileMetaDataset
+
+        ds.file_meta = meta = FileMetaDataset()
+    if "TransferSyntaxUID" in meta:
+        return
+    pixels = ds._dict.get(PIXEL_DATA)
+    if pixels is not None and getattr(pixels, "length", 0) == 0xFFFFFFFF:
+        raise InputLimitError(
+            "no File Meta Information, and encapsulated pixel data of unknown transfer syntax"
+        )
+    implicit, little = ds.original_encoding
+    if implicit is None:  # nothing was read: leave it to the checks that follow
+        return
+    if implicit:
+        meta.TransferSyntaxUID = dicom_uid.ImplicitVRLittleEndian
+    else:
+        meta.TransferSyntaxUID = dicom_uid.ExplicitVRLittleEndian if little else dicom_uid.ExplicitVRBigEndian
+
+
+def pixel_description_reason(ds: Dataset, max_frame_bytes: int) -> str | None:
+    """Why the Image Pixel description cannot be trusted or afforded, or None (before any decoding)."""
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        bits = [ds.get(k) for k in ("BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation")]
+        if any(b is None or b == "" for b in bits):
+            return "malformed pixel description (a bit depth or Pixel Representation missing)"
+        allocated, stored, high, representation = (int(b) for b in bits)
+    except (AttributeError, TypeError, ValueError):
+        return "malformed pixel description (unreadable Rows, Columns or bit depths)"
+    if allocated not in (8, 16, 32, 64):
+        return f"malformed pixel description (Bits Allocated {allocated})"
+    if not 1 <= stored <= allocated:
+        return f"malformed pixel description (Bits Stored {stored} with Bits Allocated {allocated})"
+    if high != stored - 1:
+        return f"malformed pixel description (High Bit {high} is not Bits Stored - 1 = {stored - 1})"
+    if representation not in (0, 1):
+        return f"malformed pixel description (Pixel Representation {representation})"
+    if min(rows, cols, samples, frames) < 1:
+        return "malformed pixel description (no pixels)"
+    size = rows * cols * samples * frames * allocated // 8
+    if size > max_frame_bytes:
+        return (
+            f"declared pixel data too large: {rows} x {cols} x {allocated} bits x {frames} frames is "
+            f"{size / MIB:.0f} MiB (max_frame_mib {max_frame_bytes / MIB:g})"
+        )
+    declared = _codestream_shape(ds)
+    if declared is not None and declared != (rows, cols):
+        return (
+            f"malformed pixel description (the compressed frame declares {declared[0]} x {declared[1]}, "
+            f"the header {rows} x {cols})"
+        )
+    return None
+
+
+JPEG_SYNTAXES = frozenset(
+    {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"}
+    | {"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
+)
+J2K_FAMILY = J2K_SYNTAXES | {"1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
+# Start of frame markers of JPEG (baseline to lossless; not DHT C4, JPG C8, DAC CC) and JPEG-LS (F7).
+JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7})
+CODESTREAM_HEAD = 1 << 16
+
+
+def _first_fragment(ds: Dataset) -> bytes | None:
+    """The first bytes of the first fragment of encapsulated Pixel Data (after the Basic Offset Table)."""
+    data = ds.get("PixelData")
+    if not isinstance(data, bytes) or len(data) < 16:
+        return None
+    tag, length = struct.unpack_from("<II", data, 0)  # the Basic Offset Table item
+    at = 8 + length
+    if tag != 0xE000FFFE or at + 8 > len(data):
+        return None
+    tag, length = struct.unpack_from("<II", data, at)  # the first fragment
+    return data[at + 8 : at + 8 + min(length, CODESTREAM_HEAD)] if tag == 0xE000FFFE else None
+
+
+def _codestream_shape(ds: Dataset) -> tuple[int, int] | None:
+    """(rows, columns) that a JPEG 2000 or JPEG(-LS) codestream declares, or None (other syntaxes, unknown).
+
+    Decoders size their output by the codestream, not by Rows and Columns: a small header over a codestream
+    declaring 65535 x 65535 would otherwise allocate it.
+    """
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    if syntax not in J2K_FAMILY and syntax not in JPEG_SYNTAXES:
+        return None
+    head = _first_fragment(ds)
+    if not head:
+        return None
+    if syntax in J2K_FAMILY:
+        at = head.find(b"\xff\x4f\xff\x51")  # SOC then SIZ (also inside a JP2 wrapper)
+        if at < 0 or len(head) < at + 24:
+            return None
+        xsiz, ysiz, x0, y0 = struct.unpack_from(">IIII", head, at + 8)
+        return ysiz - y0, xsiz - x0
+    at = 2 if head[:2] == b"\xff\xd8" else -1
+    while at >= 0 and at + 9 <= len(head):
+        if head[at] != 0xFF:
+            return None
+        marker = head[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in JPEG_SOF:
+            height, width = struct.unpack_from(">HH", head, at + 5)
+            return (height, width) if height else None  # 0: the height comes later (DNL)
+        at += 2 + struct.unpack_from(">H", head, at + 2)[0]
+    return None
 
 
 def reduction_factor(shape: tuple[int, int], work_side: int) -> int:

@@ -1,4 +1,18 @@
-"""Header de-identification: PS3.15 Annex E Basic Application Level Confidentiality Profile with options.
+"""Header de-identification: PS3.15 Annex E Basic Application Level Confidentiality Profile with options,
+under one of two policies for what the table does not list.
+
+Policies (``preprocess.deid_policy``):
+
+- ``allowlist`` (default): only the attributes of :mod:`cxrpriv.ingest.allowlist` (what a CR/DX image needs
+  to be read and used) and those an enabled option explicitly retains (its action K or C where the Basic
+  Profile's is not) stay; everything else goes, at any depth: unknown, unassigned and private attributes,
+  free text the table does not list, and every sequence not allowlisted (allowlisted sequences keep only
+  their allowlisted item attributes, recursively; a Code Meaning only when it is the registered one). The
+  table's actions still apply to what stays (the floor: X removes an allowlisted attribute, Z empties it,
+  U remaps it).
+- ``annex_e``: the table alone decides, and every attribute it does not list is kept (subject to the VR
+  rules below). Anything the table does not list (vendor free text, code meanings in kept sequences,
+  explanations, newer or unassigned attributes) is released as it is.
 
 The per-attribute actions are data: ``data/annex_e.csv`` is Table E.1-1 (derived by
 ``scripts/derive_annex_e.py``), with the Basic Profile action and each option's override. An enabled
@@ -19,9 +33,16 @@ Beyond the table (PS3.15 E.1.1 note 4 advises handling attributes by VR, since t
 private elements are removed at any depth; overlay groups (60xx) and curves (50xx) are removed (they can
 carry text); any other DA/DT is shifted (or emptied without the dates option), any other PN is emptied, and
 any other UID that is not a well-known DICOM UID (SOP classes, transfer syntaxes, coding schemes) is
-remapped. Sequences not removed are de-identified recursively at any depth. Finally Patient Identity
-Removed, De-identification Method and its Code Sequence record the profile and options, and Longitudinal
-Temporal Information Modified says whether dates were shifted.
+remapped. Sequences not removed are de-identified recursively at any depth.
+
+Then the PHI tripwire (both policies): the dataset's own identifying values (patient name and each of its
+components of 3 or more characters, patient IDs, birth date, accession number, institution, physicians' and
+operators' names, ...; see ``TRIPWIRE_KEYWORDS``), read before anything was changed, are looked for in every
+kept text value at any depth, ignoring case and every character that is not a letter or digit (values under
+5 characters only as whole words, numbers value by value); a value in which one appears is blanked, and the
+count of blanked values is returned (never the values). Finally
+Patient Identity Removed, De-identification Method and its Code Sequence record the profile and options,
+and Longitudinal Temporal Information Modified says whether dates were shifted.
 """
 
 from __future__ import annotations
@@ -34,13 +55,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID_dictionary
 
-from cxrpriv.ingest.config import DEID_OPTIONS
+from cxrpriv.ingest import allowlist
+from cxrpriv.ingest.config import DEID_OPTIONS, DEID_POLICIES
 from cxrpriv.ingest.keys import DeidKey
 
 ANNEX_E_CSV = Path(__file__).parent / "data" / "annex_e.csv"
@@ -80,6 +102,56 @@ IDENTIFYING_KEYWORDS = (
     "StudyID",
 )
 PSEUDONYM = re.compile(r"^P[0-9a-f]{16}$")
+# The PHI tripwire: the dataset's own identifying values, looked for in every kept text value.
+TRIPWIRE_NAME_KEYWORDS = (  # person names: each component on its own
+    "PatientName",
+    "OtherPatientNames",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "ResponsiblePerson",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "NameOfPhysiciansReadingStudy",
+    "PhysiciansOfRecord",
+    "RequestingPhysician",
+    "OperatorsName",
+)
+TRIPWIRE_VALUE_KEYWORDS = (  # identifiers, dates and places: each whole value
+    "PatientID",
+    "OtherPatientIDs",
+    "PatientBirthDate",
+    "AccessionNumber",
+    "StudyID",
+    "MedicalRecordLocator",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "InstitutionName",
+    "InstitutionAddress",
+)
+TRIPWIRE_KEYWORDS = TRIPWIRE_NAME_KEYWORDS + TRIPWIRE_VALUE_KEYWORDS
+# Values an option keeps on purpose are not tripwires under that option.
+TRIPWIRE_EXEMPT = {
+    "InstitutionName": ("retain_institution_identity",),
+    "InstitutionAddress": ("retain_institution_identity",),
+}
+# Shorter values are ignored (initials, titles, "1" as a Study ID would blank everything); numbers need
+# more digits, since short numbers appear in every technique value.
+TRIPWIRE_MIN_CHARS = 3
+TRIPWIRE_MIN_DIGITS = 5
+# Values this long are found anywhere in a kept text with its separators removed ("O.K.A.F.O.R",
+# "403-382-83"); shorter ones only as a whole word ("MARY" is not blanked out of "PRIMARY", nor "LIN" out of
+# "LINEAR").
+TRIPWIRE_SUBSTRING_CHARS = 5
+# Numbers written as text: their values are words on their own ("1800.0" is not the ID 18000).
+TRIPWIRE_NUMERIC_VRS = frozenset(("AS", "DA", "DS", "DT", "IS", "TM"))
+# Kept values that are checked: every string VR except UI (UIDs are remapped or registered ones).
+TRIPWIRE_VRS = frozenset(
+    ("AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT")
+)
+_NOT_ALNUM = re.compile(r"[\W_]+")
+_NAME_SEPARATORS = re.compile(r"[\^=\s,]+")
+_TRIPWIRE_TAGS = {k: (int(tag_for_keyword(k)), k in TRIPWIRE_NAME_KEYWORDS) for k in TRIPWIRE_KEYWORDS}
+_OTHER_IDS = int(tag_for_keyword("OtherPatientIDsSequence"))
 
 
 class DeidError(ValueError):
@@ -109,6 +181,23 @@ def annex_e_table() -> tuple[AnnexERow, ...]:
     )
 
 
+def retained_tags(options: Iterable[str]) -> frozenset[int]:
+    """Tags an enabled option explicitly retains: its action is K or C where the Basic Profile's is not."""
+    enabled = [o for o in DEID_OPTIONS if o in set(options)]
+    retained = set()
+    for row in annex_e_table():
+        if "x" in row.tag:
+            continue  # repeating groups (overlays, curves) are never retained
+        basic = COMPOUND.get(row.basic, row.basic)
+        action = basic
+        for option in enabled:
+            action = row.options.get(option, action)
+        action = COMPOUND.get(action, action)
+        if action in ("K", "C") and action != basic:
+            retained.add(int(row.tag, 16))
+    return frozenset(retained)
+
+
 def resolve_actions(options: Iterable[str]) -> tuple[dict[int, str], list[tuple[int, int, str]]]:
     """Per-tag action codes (X, Z, D, K, C, U) under the options; repeating groups as (mask, value, code)."""
     enabled = [o for o in DEID_OPTIONS if o in set(options)]
@@ -132,6 +221,7 @@ class DeidResult:
     dataset: Dataset
     patient_pseudonym: str
     date_shift_days: int | None
+    phi_blanked: int = 0  # kept text values blanked by the PHI tripwire
 
 
 def parse_dicom_date(text: str) -> dt.date | None:
@@ -163,12 +253,22 @@ def patient_age_years(ds: Dataset) -> int | None:
 class Deidentifier:
     """Applies the profile to datasets in place; one instance serves a whole run (it keeps no state)."""
 
-    def __init__(self, key: DeidKey, options: Sequence[str], max_date_shift_days: int) -> None:
+    def __init__(
+        self, key: DeidKey, options: Sequence[str], max_date_shift_days: int, policy: str = "allowlist"
+    ) -> None:
+        if policy not in DEID_POLICIES:
+            raise ValueError(f"unknown de-identification policy {policy!r} (known: {DEID_POLICIES})")
         self.key = key
         self.options = tuple(o for o in DEID_OPTIONS if o in set(options))
         self.max_date_shift_days = max_date_shift_days
+        self.policy = policy
         self.exact, self.masked = resolve_actions(self.options)
+        self.retained = retained_tags(self.options)
         self.shift_dates = "retain_long_modified_dates" in self.options
+        # What the tripwire must not blank: values an enabled option keeps on purpose.
+        self.tripwire_keywords = tuple(
+            k for k in TRIPWIRE_KEYWORDS if not (set(TRIPWIRE_EXEMPT.get(k, ())) & set(self.options))
+        )
 
     # ----------------------------------------------------------------- keyed derivations
 
@@ -195,7 +295,10 @@ class Deidentifier:
         shift = self.date_shift_days(patient_id) if self.shift_dates else None
         age = patient_age_years(ds)
         tokens = _identifying_tokens(ds) if "clean_descriptors" in self.options else ()
-        self._clean(ds, shift, tokens)
+        tripwire = tripwire_values(ds, self.tripwire_keywords)
+        top = allowlist.TOP_LEVEL if self.policy == "allowlist" else None
+        self._clean(ds, shift, tokens, top)
+        blanked = blank_identifying_values(ds, tripwire)
         if hasattr(ds, "file_meta") and "MediaStorageSOPInstanceUID" in ds.file_meta:
             ds.file_meta.MediaStorageSOPInstanceUID = self.uid(str(ds.file_meta.MediaStorageSOPInstanceUID))
         ds.PatientID = pseudonym
@@ -203,7 +306,7 @@ class Deidentifier:
         if "retain_patient_characteristics" in self.options and age is not None and "PatientAge" not in ds:
             ds.PatientAge = f"{min(age, 999):03d}Y"
         self._record_method(ds, clean_pixel_data)
-        return DeidResult(ds, pseudonym, shift)
+        return DeidResult(ds, pseudonym, shift, blanked)
 
     def _action(self, tag: int) -> str | None:
         if tag in self.exact:
@@ -213,12 +316,18 @@ class Deidentifier:
                 return action
         return None
 
-    def _clean(self, ds: Dataset, shift: int | None, tokens: Sequence[str]) -> None:
+    def _clean(
+        self, ds: Dataset, shift: int | None, tokens: Sequence[str], allowed: frozenset[int] | None
+    ) -> None:
+        """De-identify one dataset or item; ``allowed``: the allowlisted tags here (None: policy annex_e)."""
         # Decide on the tag and VR of the raw element first: converting every element's value costs more
         # than the rest of the profile, and most elements (pixel module, acquisition) are kept untouched.
         for tag in list(ds._dict):
             group = tag >> 16
             if group & 1 or tag & 0xFFFF == 0 or (0x6000 <= group <= 0x60FF):
+                del ds[tag]
+                continue
+            if allowed is not None and tag not in allowed and tag not in self.retained:
                 del ds[tag]
                 continue
             vr = _vr(ds, tag)
@@ -237,7 +346,16 @@ class Deidentifier:
                 # without decoding a value that is thrown away.
                 ds[tag] = DataElement(tag, vr, None)
                 continue
-            self._apply(ds, ds[tag], action, shift, tokens)
+            self._apply(ds, ds[tag], action, shift, tokens, allowed)
+            if allowed is not None and tag in ds and vr == "SQ" and not ds[tag].value:
+                del ds[tag]  # nothing allowlisted was left in its items
+        if allowed is not None and allowlist.CODE_MEANING in ds:
+            scheme, code, meaning = (
+                "\\".join(_texts(ds, tag)) if tag in ds._dict else ""
+                for tag in (allowlist.CODING_SCHEME, allowlist.CODE_VALUE, allowlist.CODE_MEANING)
+            )
+            if not allowlist.is_registered_meaning(scheme, code, meaning):
+                del ds[allowlist.CODE_MEANING]
 
     def _default_action(self, vr: str, ds: Dataset, tag: int) -> str:
         if vr in ("DA", "DT"):
@@ -251,9 +369,18 @@ class Deidentifier:
         return "K"
 
     def _apply(
-        self, ds: Dataset, elem: DataElement, action: str, shift: int | None, tokens: Sequence[str]
+        self,
+        ds: Dataset,
+        elem: DataElement,
+        action: str,
+        shift: int | None,
+        tokens: Sequence[str],
+        allowed: frozenset[int] | None = None,
     ) -> None:
         vr = elem.VR
+        # What the items of a kept sequence may hold: the sequence's own allowlist (the code of a sequence
+        # an option retains), or everything the table allows (policy annex_e).
+        inner = None if allowed is None else allowlist.ITEMS.get(int(elem.tag), allowlist.RETAINED_ITEM)
         if action == "X":
             del ds[elem.tag]
         elif action == "Z":
@@ -264,24 +391,35 @@ class Deidentifier:
                 elem.value = self.uid(f"dummy:{elem.tag}")
         elif action == "U":
             if vr == "SQ":  # a sequence of references: remap what it holds
-                self._recurse(elem, shift, tokens)
+                self._recurse(elem, shift, tokens, inner)
             elif elem.value:
                 values = elem.value if elem.VM > 1 else [elem.value]
                 mapped = [self.uid(str(v)) for v in values]
                 elem.value = mapped if elem.VM > 1 else mapped[0]
         elif action == "C":
-            self._clean_value(ds, elem, shift, tokens)
+            self._clean_value(ds, elem, shift, tokens, inner)
         elif vr == "SQ":  # K on a sequence keeps it but de-identifies its items
-            self._recurse(elem, shift, tokens)
+            self._recurse(elem, shift, tokens, inner)
 
-    def _recurse(self, elem: DataElement, shift: int | None, tokens: Sequence[str]) -> None:
+    def _recurse(
+        self, elem: DataElement, shift: int | None, tokens: Sequence[str], allowed: frozenset[int] | None
+    ) -> None:
         for item in elem.value or []:
-            self._clean(item, shift, tokens)
+            self._clean(item, shift, tokens, allowed)
+        if allowed is not None and elem.value and not all(len(item) for item in elem.value):
+            elem.value = DicomSequence([item for item in elem.value if len(item)])
 
-    def _clean_value(self, ds: Dataset, elem: DataElement, shift: int | None, tokens: Sequence[str]) -> None:
+    def _clean_value(
+        self,
+        ds: Dataset,
+        elem: DataElement,
+        shift: int | None,
+        tokens: Sequence[str],
+        allowed: frozenset[int] | None = None,
+    ) -> None:
         vr = elem.VR
         if vr == "SQ":
-            self._recurse(elem, shift, tokens)
+            self._recurse(elem, shift, tokens, allowed)
         elif vr in ("DA", "DT"):
             if shift is None:
                 elem.value = None
@@ -386,3 +524,99 @@ def _scrub(value: object, tokens: Sequence[str]) -> object:
     if isinstance(value, str):
         return pattern.sub("", value)
     return [pattern.sub("", str(v)) for v in value]  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- the PHI tripwire
+
+
+def _normalized(text: str) -> str:
+    """Letters and digits only, casefolded: 'Okafor^Joseph', 'OKAFOR JOSEPH' and 'okafor-joseph' alike."""
+    return _NOT_ALNUM.sub("", text).casefold()
+
+
+def _values(value: object) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return [str(v) for v in value if v is not None]  # type: ignore[union-attr]
+    return [str(value)]
+
+
+def _long_enough(token: str) -> bool:
+    return len(token) >= (TRIPWIRE_MIN_DIGITS if token.isdigit() else TRIPWIRE_MIN_CHARS)
+
+
+def tripwire_values(ds: Dataset, keywords: Sequence[str] = TRIPWIRE_KEYWORDS) -> tuple[str, ...]:
+    """The dataset's own identifying values, normalized (see ``_normalized``), longest first.
+
+    Person names give each component (family, given, middle, prefix, suffix; each of its words) on its own;
+    identifiers, dates and addresses their whole value. Read at the top level and in the Other Patient IDs
+    Sequence, before de-identification.
+    """
+    found: set[str] = set()
+    sources = [ds]
+    if _OTHER_IDS in ds._dict:
+        sources += list(ds[_OTHER_IDS].value or [])
+    for source in sources:
+        for keyword in keywords:
+            tag, is_name = _TRIPWIRE_TAGS[keyword]
+            if tag not in source._dict:
+                continue
+            for text in _texts(source, tag):
+                if is_name:
+                    found.update(_normalized(p) for p in _NAME_SEPARATORS.split(text))
+                else:
+                    found.add(_normalized(text))
+    return tuple(sorted((t for t in found if _long_enough(t)), key=len, reverse=True))
+
+
+def _texts(ds: Dataset, tag: int) -> list[str]:
+    """An element's values as text, from the raw bytes when they are ASCII (no conversion), else converted."""
+    elem = ds._dict[tag]
+    raw = elem.value
+    if raw is None and getattr(elem, "length", 0):  # a deferred read (over 1 MiB): read it now
+        raw = ds[tag].value
+    if isinstance(raw, bytes) and raw.isascii():
+        return raw.decode("ascii").split("\\")
+    if isinstance(raw, bytes):
+        return _values(ds[tag].value)  # the character set decides: convert
+    return _values(raw)
+
+
+def blank_identifying_values(ds: Dataset, needles: Sequence[str]) -> int:
+    """Blank every kept text value (at any depth) containing one of ``needles``; returns how many."""
+    if not needles:
+        return 0
+    blanked = 0
+    for tag in list(ds._dict):
+        vr = _vr(ds, tag)
+        if vr == "SQ":
+            for item in ds[tag].value or []:
+                blanked += blank_identifying_values(item, needles)
+            continue
+        if vr not in TRIPWIRE_VRS:
+            continue
+        # Raw ASCII values are read as they are: the JSON writer keeps its fast path for them.
+        try:
+            found = _contains(_texts(ds, tag), needles, numeric=vr in TRIPWIRE_NUMERIC_VRS)
+        except Exception:  # a value that cannot be read cannot be checked: it is not released
+            found = True
+        if found:
+            ds[tag] = DataElement(tag, vr, None)
+            blanked += 1
+    return blanked
+
+
+def _contains(values: list[str], needles: Sequence[str], numeric: bool) -> bool:
+    """Whether a needle is a word of the values, or (a long one) inside a word (numbers) or anywhere in the
+    values with their separators removed (text)."""
+    joined = _normalized("".join(values))
+    candidates = [needle for needle in needles if needle in joined]  # every match is one of these
+    if not candidates:
+        return False
+    words = {w.casefold() for v in values for w in _NOT_ALNUM.split(v) if w}
+    texts = words if numeric else {joined}
+    return any(
+        needle in words or (len(needle) >= TRIPWIRE_SUBSTRING_CHARS and any(needle in t for t in texts))
+        for needle in candidates
+    )

@@ -21,7 +21,18 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from cxrpriv.ingest.config import PreprocessConfig
-from cxrpriv.ingest.decode import Decoded, DecodeError, decode_dicom, decode_png, read_dicom, sniff
+from cxrpriv.ingest.decode import (
+    MIB,
+    Decoded,
+    DecodeError,
+    InputLimitError,
+    Limits,
+    decode_dicom,
+    decode_png,
+    pixel_description_reason,
+    read_dicom,
+    sniff,
+)
 from cxrpriv.ingest.deid import Deidentifier, DeidError, parse_dicom_date, patient_age_years
 from cxrpriv.ingest.dicomjson import header_json
 from cxrpriv.ingest.keys import DeidKey
@@ -72,6 +83,7 @@ class FileResult:
     fields: dict[str, Any] = field(default_factory=dict)
     header_flag: bool = False
     text_glyphs: int = 0
+    phi_blanked: int = 0  # kept header values blanked by the PHI tripwire (a count, never the values)
     seconds: float = 0.0
 
 
@@ -90,6 +102,15 @@ class WorkerContext:
     def work_side(self) -> int:
         return max(MIN_WORK_SIDE, 2 * self.config.image_size)
 
+    @property
+    def limits(self) -> Limits:
+        cfg = self.config
+        return Limits(
+            max_frame_bytes=int(cfg.max_frame_mib * MIB),
+            max_inflated_bytes=int(cfg.max_inflated_mib * MIB),
+            max_inflate_ratio=cfg.max_inflate_ratio,
+        )
+
 
 class _Outcome(Exception):  # control flow (an outcome with a reason), not an error
     def __init__(self, outcome: str, reason: str) -> None:
@@ -102,6 +123,8 @@ def process_file(ctx: WorkerContext, item: SourceFile, deid: Deidentifier) -> Fi
     start = time.perf_counter()
     result = FileResult(item.path, item.size, item.fingerprint)
     try:
+        if item.problem:  # listed, but not a file to read (a link loop, a FIFO, ...): never opened
+            raise _Outcome(REJECTED, item.problem)
         try:
             data = ctx.source.read(item.path)
         except Exception as exc:  # any I/O or S3 failure: the file stays in the report as rejected
@@ -111,7 +134,7 @@ def process_file(ctx: WorkerContext, item: SourceFile, deid: Deidentifier) -> Fi
         if kind == "png":
             _ingest_png(ctx, result, data, deid)
         else:
-            ds = _read(data, kind)
+            ds = _read(data, kind, ctx.limits)
             result.source_format = "dicom"
             _ingest_dicom(ctx, result, ds, deid, data)
     except _Outcome as outcome:
@@ -129,9 +152,11 @@ def process_file(ctx: WorkerContext, item: SourceFile, deid: Deidentifier) -> Fi
     return result
 
 
-def _read(data: bytes, kind: str) -> Dataset:
+def _read(data: bytes, kind: str, limits: Limits) -> Dataset:
     try:
-        ds = read_dicom(data, force=kind != "dicom")
+        ds = read_dicom(data, force=kind != "dicom", limits=limits)
+    except InputLimitError as exc:
+        raise _Outcome(REJECTED, str(exc)) from exc
     except Exception as exc:  # pydicom raises many types on garbage and truncation
         raise _Outcome(REJECTED, f"not a readable DICOM or PNG file ({type(exc).__name__})") from exc
     if kind != "dicom" and not ("SOPClassUID" in ds and ("PixelData" in ds or "Modality" in ds)):
@@ -150,6 +175,10 @@ def _ingest_dicom(
         reason = scope_reason(ds, cfg.modalities, cfg.views)
     except (TypeError, ValueError) as exc:  # malformed coded values
         raise _Outcome(REJECTED, f"malformed header ({type(exc).__name__})") from exc
+    if reason:
+        raise _Outcome(REJECTED, reason)
+    # Before any decoder allocates what the header declares.
+    reason = pixel_description_reason(ds, ctx.limits.max_frame_bytes)
     if reason:
         raise _Outcome(REJECTED, reason)
     patient_id = str(ds.get("PatientID", "") or "").strip()
@@ -183,6 +212,7 @@ def _ingest_dicom(
     except DeidError as exc:
         raise _Outcome(REJECTED, str(exc)) from exc
     result.patient_id = deidentified.patient_pseudonym
+    result.phi_blanked = deidentified.phi_blanked
     if ctx.keep_original_ids:
         result.original_patient_id = patient_id
     study_date = parse_dicom_date(str(deidentified.dataset.get("StudyDate") or ""))

@@ -5,11 +5,20 @@ fingerprint that changes when the file does: mtime for folders, the ETag for S3)
 one directory or listing page at a time, so processing starts before the listing ends. Files are read
 whole by relative path; worker processes each open their own S3 client (boto3 clients must not cross a
 fork). S3 uses the standard AWS credential chain; ``endpoint_url`` points at S3-compatible stores.
+
+A folder lists every entry under it exactly once: regular files (and symbolic links to regular files inside
+the folder) to be read; everything else as an entry with a ``problem``, which the stage rejects with that
+reason without reading it: symbolic link loops, dangling links, links that point outside the folder (unless
+``allow_external_links``), links to folders (never followed, so nothing is listed twice or forever), FIFOs,
+sockets and devices (reading one could block or never end), and folders that cannot be listed. Reads check
+again that the resolved path is a regular file inside the folder (a link may change after the listing).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -21,6 +30,7 @@ class SourceFile:
     path: str  # relative to the source root, '/'-separated
     size: int
     fingerprint: str
+    problem: str | None = None  # listed, but not a file to read: the reason it is rejected with
 
 
 class Source(Protocol):
@@ -35,29 +45,90 @@ class SourceError(RuntimeError):
     """The source as a whole cannot be used (missing folder, unreachable bucket)."""
 
 
-class FolderSource:
-    """Every regular file under a folder (hidden ones included: nothing is silently skipped)."""
+class OutsideSourceError(OSError):
+    """A path that resolves outside the source folder, or to something other than a regular file."""
 
-    def __init__(self, root: Path) -> None:
+
+_SPECIAL = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"))
+_SPECIAL += ((stat.S_ISBLK, "block device"),)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _SPECIAL if test(mode)), "special file")
+
+
+class FolderSource:
+    """Every entry under a folder, hidden ones included: nothing is silently skipped (see the module doc)."""
+
+    def __init__(self, root: Path, allow_external_links: bool = False) -> None:
         self.root = Path(root)
         self.uri = str(self.root)
+        self.allow_external_links = allow_external_links
         if not self.root.is_dir():
             raise SourceError(f"source folder {self.root} does not exist")
+        self._real_root = os.path.realpath(self.root)
+
+    def _inside(self, real: str) -> bool:
+        return real == self._real_root or real.startswith(self._real_root.rstrip(os.sep) + os.sep)
 
     def list(self) -> Iterator[SourceFile]:
-        # os.walk with sorted names: the same tree always lists in the same order, directory by directory.
-        for directory, dirs, files in os.walk(self.root):
-            dirs.sort()
-            for name in sorted(files):
-                full = Path(directory) / name
-                if full.is_symlink() and not full.exists():
-                    continue  # a dangling link is not a file; the report could not name its content anyway
-                stat = full.stat()
-                rel = full.relative_to(self.root).as_posix()
-                yield SourceFile(rel, stat.st_size, f"{stat.st_size}:{stat.st_mtime_ns}")
+        # Sorted names: the same tree always lists in the same order, a folder's files before its subfolders.
+        yield from self._list(self.root, "")
+
+    def _list(self, directory: Path, prefix: str) -> Iterator[SourceFile]:
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            yield SourceFile(
+                prefix.rstrip("/") or ".", 0, "", f"folder cannot be listed ({type(exc).__name__})"
+            )
+            return
+        folders = []
+        for entry in entries:
+            rel = prefix + entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry)
+                    continue
+                yield self._entry(Path(entry.path), rel)
+            except OSError as exc:  # vanished or unreadable while listing
+                yield SourceFile(rel, 0, "", f"cannot be examined ({type(exc).__name__})")
+        for entry in folders:
+            yield from self._list(Path(entry.path), prefix + entry.name + "/")
+
+    def _entry(self, full: Path, rel: str) -> SourceFile:
+        own = full.lstat()
+        fingerprint = f"{own.st_size}:{own.st_mtime_ns}"
+        if stat.S_ISLNK(own.st_mode):
+            try:
+                target = full.stat()
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return SourceFile(rel, 0, fingerprint, "symbolic link loop")
+                return SourceFile(rel, 0, fingerprint, "dangling symbolic link (no such target)")
+            if not self.allow_external_links and not self._inside(os.path.realpath(full)):
+                return SourceFile(rel, 0, fingerprint, "symbolic link pointing outside the source folder")
+            if stat.S_ISDIR(target.st_mode):
+                return SourceFile(rel, 0, fingerprint, "symbolic link to a folder (not followed)")
+            if not stat.S_ISREG(target.st_mode):
+                return SourceFile(rel, 0, fingerprint, f"symbolic link to a {_kind(target.st_mode)}")
+            return SourceFile(rel, target.st_size, f"{target.st_size}:{target.st_mtime_ns}")
+        if not stat.S_ISREG(own.st_mode):
+            return SourceFile(rel, 0, fingerprint, f"not a regular file ({_kind(own.st_mode)})")
+        return SourceFile(rel, own.st_size, fingerprint)
 
     def read(self, path: str) -> bytes:
-        return (self.root / PurePosixPath(path)).read_bytes()
+        full = self.root / PurePosixPath(path)
+        real = os.path.realpath(full)
+        if not self.allow_external_links and not self._inside(real):
+            raise OutsideSourceError("resolves outside the source folder")
+        # O_NONBLOCK: opening a FIFO put there since the listing must not wait for a writer.
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OutsideSourceError("not a regular file")
+            return fh.read()
 
 
 class S3Source:

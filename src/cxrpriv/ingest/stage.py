@@ -13,7 +13,9 @@ Output layout under ``out_dir`` (see :mod:`cxrpriv.ingest.shards` for the shards
 Every listed file ends in exactly one outcome. Re-running over the same source processes only files that
 are new or changed (by path and fingerprint, then by keyed checksum): their images go to new shards,
 known patients keep their split, and new patients are stratified among themselves. A changed file's new
-image replaces its old manifest row (the old shard slot stays, unreferenced).
+image replaces its old manifest row (the old shard slot stays, unreferenced). The report is written even
+when the manifest fails validation (an empty batch included): this run's would-be images are then rejected
+as not stored, and tried again by the next run.
 
 Workers decode in parallel; the parent alone writes shards, so memory is one shard buffer plus a bounded
 window of in-flight results, whatever the number of files.
@@ -73,9 +75,15 @@ REPORT_COLUMNS = (
     "run",
     "header_flag",
     "text_glyphs",
+    "phi_blanked",
 )
 # Rejections that say nothing about the file itself: a later run tries these files again.
-RETRYABLE_REASONS = ("cannot be read from the source", "no row for this image in the labels table")
+NOT_STORED = "not stored: the manifest failed validation"
+RETRYABLE_REASONS = (
+    "cannot be read from the source",
+    "no row for this image in the labels table",
+    NOT_STORED,
+)
 # Report and manifest rows are folded into DataFrames this many at a time.
 ROW_CHUNK = 8192
 # Files per worker call, and calls in flight per worker: enough to hide IPC, small enough to bound memory.
@@ -108,10 +116,14 @@ def _init_worker(ctx: WorkerContext) -> None:
     global _CONTEXT, _DEID
     keep_freed_memory()  # reuse each file's large buffers for the next one (see allocator.py)
     _CONTEXT = ctx
-    _DEID = Deidentifier(ctx.key, ctx.config.deid_options, ctx.config.max_date_shift_days)
+    _DEID = _deidentifier(ctx.key, ctx.config)
     # Codec plugins and pydicom log per file at INFO/WARNING, sometimes with header values.
     for noisy in ("pydicom", "openjpeg", "pylibjpeg", "rle", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _deidentifier(key: DeidKey, config: PreprocessConfig) -> Deidentifier:
+    return Deidentifier(key, config.deid_options, config.max_date_shift_days, config.deid_policy)
 
 
 def _run_chunk(items: list[SourceFile]) -> list[FileResult]:
@@ -210,6 +222,8 @@ def preprocess(
     previous_files, previous_manifest = _previous(out_dir)
     if "path_key" not in previous_files.columns:  # a report written before the column existed
         previous_files.insert(1, "path_key", previous_files["path"].map(key.path_tag))
+    if "phi_blanked" not in previous_files.columns:  # files processed before the tripwire existed
+        previous_files["phi_blanked"] = pd.Series(pd.NA, index=previous_files.index, dtype="Int64")
     # Compact views of the previous report: a few hundred bytes per file, not a dict per row.
     before = {
         path: (fingerprint, checksum, _final(checksum, reason))
@@ -236,7 +250,7 @@ def preprocess(
 
     workers = config.workers or os.cpu_count() or 1
     ctx = WorkerContext(source, config, key, keep_original_ids=pseudonym_map is not None)
-    deid = Deidentifier(key, config.deid_options, config.max_date_shift_days)
+    deid = _deidentifier(key, config)
     writer = ShardWriter(out_dir, config.shard_size, config.image_size, config.dtype)
     ingested_ids = set(previous_manifest["image_id"])
     replaced: set[str] = set()
@@ -305,6 +319,7 @@ def preprocess(
                     "run": run,
                     "header_flag": res.header_flag,
                     "text_glyphs": res.text_glyphs,
+                    "phi_blanked": res.phi_blanked,
                 }
             )
         new_shards = writer.close()
@@ -326,6 +341,9 @@ def preprocess(
         if on_validation_report:
             on_validation_report(exc.report)
         _remove_shards(out_dir, new_shards)
+        # Every file stays accounted for (an empty batch too); this run's images were not stored, so their
+        # files are tried again by the next run.
+        _not_stored(files, this_run).to_parquet(report_dir / "files.parquet", index=False)
         raise
     _write_json(report_dir / "validation.json", validation)
     if on_validation_report:
@@ -347,6 +365,16 @@ def preprocess(
     wall = time.perf_counter() - start
     metrics = stage_metrics(manifest, files, this_run, skipped, wall, seconds, run, key)
     return IngestResult(out_dir, metrics, validation, manifest, files, new_shards)
+
+
+def _not_stored(files: pd.DataFrame, this_run: pd.DataFrame) -> pd.DataFrame:
+    """The report after a failed validation: this run's ingested files are rejected as not stored."""
+    files = files.copy()
+    lost = files["path"].isin(this_run.loc[this_run["outcome"] == INGESTED, "path"])
+    files.loc[lost, "outcome"] = REJECTED
+    files.loc[lost, "reason"] = NOT_STORED
+    files.loc[lost, "image_id"] = None
+    return files
 
 
 def _join(
@@ -522,6 +550,10 @@ def stage_metrics(
         "n_images": len(manifest),
         "n_patients": int(manifest["patient_id"].nunique()),
         "n_shards": int(manifest["shard"].nunique()) if len(manifest) else 0,
+        "phi_tripwire": {
+            "files": int((files["phi_blanked"].fillna(0) > 0).sum()),
+            "values_blanked": int(files["phi_blanked"].fillna(0).sum()),
+        },
         "burned_in": {
             "header_flag": int(files["header_flag"].fillna(False).astype(bool).sum()),
             "text_detected": int(files["reason"].fillna("").str.contains("text detected", regex=False).sum()),
