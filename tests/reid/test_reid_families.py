@@ -26,6 +26,13 @@ FAMILIES = {
         "margin": 0.1,
     },
     "siamese": {"method": "siamese", "pool": "average", "learning_rate": 1e-3},
+    "siamese-batch_all": {
+        "method": "siamese",
+        "pool": "average",
+        "learning_rate": 1e-3,
+        "pair_sampling": "batch_all",
+        "films_per_patient": 4,
+    },
 }
 
 
@@ -73,3 +80,38 @@ def test_cosine_learning_rate_decays_from_the_base_to_zero():
     rates = [cosine_learning_rate(1.0, step, 10) for step in range(11)]
     assert rates[0] == 1.0 and rates[-1] == pytest.approx(0.0, abs=1e-12)
     assert all(a > b for a, b in itertools.pairwise(rates))
+
+
+def test_batch_all_batches_hold_several_films_of_several_patients(easy_ingest: Path):
+    import pandas as pd
+
+    from cxrpriv.reid.siamese import PatientBatches
+    from cxrpriv.training.image_bank import ImageBank
+
+    manifest = pd.read_parquet(easy_ingest / "manifest.parquet")
+    patients = manifest.loc[manifest["split"] == "train", "patient_id"].to_numpy()
+    bank = ImageBank(torch.zeros((len(patients), 8, 8), dtype=torch.uint8), 255.0)
+    config = tiny_reid_config(pair_sampling="batch_all", films_per_patient=3, batch_size=9)
+    batches = PatientBatches(config, bank, np.arange(len(patients)), patients, epoch=1)
+    seen = np.concatenate(batches.batches)
+    assert len(seen) == len(set(seen.tolist())), "a film twice in one epoch"
+    assert len(set(patients[seen])) == len(set(patients)), "every training patient, every epoch"
+    for images, identity in batches:
+        counts = np.bincount(identity.numpy())
+        assert len(counts) >= 2 and counts.max() <= 3 and len(images) == len(identity)
+
+
+def test_all_pairs_loss_weighs_both_kinds_of_pair_equally():
+    from cxrpriv.reid.model import build_verifier
+    from cxrpriv.reid.siamese import all_pairs_loss
+
+    torch.manual_seed(0)
+    model = build_verifier("small_cnn", width=4, depth=2, feature_dim=8, pool="average")
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.fill_(3.0)  # every pair called "same patient" with confidence
+    images = torch.rand(6, 1, 16, 16)
+    one_same_pair = torch.tensor([0, 0, 1, 2, 3, 4])  # 1 same-patient pair, 14 different-patient pairs
+    loss = all_pairs_loss(model, images, one_same_pair)
+    expected = 0.5 * F.softplus(torch.tensor(-3.0)) + 0.5 * F.softplus(torch.tensor(3.0))
+    torch.testing.assert_close(loss, expected)

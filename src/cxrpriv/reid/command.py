@@ -53,7 +53,10 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         default=REGISTERED_NAME,
         help="Name under which the model is registered in MLflow (default: %(default)s).",
     )
-    parser.add_argument("--force", action="store_true", help="Discard an existing checkpoint and start over.")
+    # Not --force: in synthesize and preprocess that replaces the output; here the output is always rewritten
+    parser.add_argument(
+        "--restart", action="store_true", help="Discard the checkpoint of an interrupted run and start over."
+    )
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
 
 
@@ -162,7 +165,7 @@ def run_train_reid(
 
 def _run(config: TrainReidConfig, args: argparse.Namespace, profile: str) -> int:
     checkpoint_dir = args.checkpoint_dir or default_checkpoint_dir(args.out)
-    if args.force:
+    if args.restart:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     try:
         run_train_reid(

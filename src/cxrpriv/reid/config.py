@@ -49,6 +49,11 @@ class TrainReidConfig:
     max_steps_per_epoch: int = help_field(
         "Cap on training steps per epoch (0: every pair of the epoch); for short timing runs."
     )
+    pair_sampling: Literal["balanced", "batch_all"] = help_field(
+        "siamese only: balanced (independent same-/different-patient pairs, as published) or batch_all "
+        "(batches of films_per_patient films of several patients, every pair in the batch scored)."
+    )
+    films_per_patient: int = help_field("siamese batch_all only: most films of one patient in a batch.")
     max_pairs_per_patient: int = help_field(
         "Most within-patient (positive) pairs a patient contributes per epoch, drawn afresh every epoch "
         "(a patient with n images has n(n-1)/2), so prolific patients do not dominate."
@@ -84,6 +89,7 @@ class TrainReidConfig:
             (self.patience >= 1, "patience must be at least 1"),
             (self.max_steps_per_epoch >= 0, "max_steps_per_epoch must be >= 0 (0: no cap)"),
             (self.max_pairs_per_patient >= 1, "max_pairs_per_patient must be at least 1"),
+            (self.films_per_patient >= 2, "films_per_patient must be at least 2"),
             (
                 min(self.augment_shift, self.augment_scale, self.augment_rotation_deg) >= 0,
                 "augmentation strengths must be >= 0",

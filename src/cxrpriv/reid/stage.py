@@ -9,6 +9,7 @@ here except the checkpoint; ``command.py`` writes the outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -90,7 +91,10 @@ def train_reid(
     device: str = "auto",
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    test_seed: int | None = None,
 ) -> ReidResult:
+    """``test_seed``: draw the test pairs and the bootstrap from this seed instead of ``config.seed``, so
+    that runs with different training seeds are measured on the same pairs."""
     accelerator = select_accelerator(device, config.mixed_precision)
     seed_everything(config.seed)
     data = load_reid_data(config, ingest_dir, accelerator, progress)
@@ -107,7 +111,10 @@ def train_reid(
     trainer.module.eval()
     calibration = trainer.finish() if trainer.finish is not None else {}
     model = trainer.attacker.eval()
-    result = attack(model, data.films("test"), AttackSettings.of(config), accelerator=accelerator)
+    settings = AttackSettings.of(config)
+    if test_seed is not None:
+        settings = dataclasses.replace(settings, seed=test_seed)
+    result = attack(model, data.films("test"), settings, accelerator=accelerator)
     metrics = _metrics(config, data, trainer, fitted, history, result, calibration)
     spec = verifier_spec(kwargs, data.size, builder)
     return ReidResult(
