@@ -16,10 +16,10 @@ WORKDIR /app
 COPY requirements/lock.txt requirements/lock.txt
 RUN pip install -r requirements/lock.txt
 # Then the package itself, without re-resolving anything: nothing is fetched at run time.
-COPY pyproject.toml README.md LICENSE ./
+# params.yaml before the install: src/cxrpriv/params.yaml is a symlink to it, which the build copies into the
+# package (the CLI's defaults when there is no ./params.yaml; components pass their configs explicitly).
+COPY pyproject.toml README.md LICENSE params.yaml ./
 COPY src ./src
 RUN pip install --no-deps . && python -c "import cxrpriv.cli, cxrpriv.synth.cohort, torch, monai, kfp"
-# params.yaml is the CLI's default parameter file; components pass their configs explicitly.
-COPY params.yaml ./
 RUN useradd --create-home --uid 1000 cxrpriv
 USER cxrpriv

@@ -97,7 +97,7 @@ def main() -> int:
                 run_dir / "metrics.json",
                 run_dir / "plots",
                 "default",
-                force=True,
+                restart=True,
                 progress=False,
                 register=False,
                 tags={"cxrpriv.ablation": variant, "cxrpriv.seed": str(seed)},

@@ -1,7 +1,9 @@
-"""dvc.yaml agrees with params.yaml, and a real `dvc repro` runs the stages, then is a no-op."""
+"""dvc.yaml agrees with params.yaml and with the code each stage imports, and a real `dvc repro` runs the
+stages, then is a no-op."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -23,6 +25,148 @@ def test_every_stage_declares_its_params_key_by_key():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         assert stage["params"] == stage_param_keys(params, name), name
+
+
+# --- code dependencies: every library module a stage runs is one of its DVC deps -------------------------
+
+SRC = REPO / "src"
+CLI = "cxrpriv.cli"
+
+
+def _module_file(name: str) -> Path | None:
+    """The file of a cxrpriv module (a package is its ``__init__.py``), or None if ``name`` is no module."""
+    path = SRC.joinpath(*name.split("."))
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    if path.with_suffix(".py").is_file():
+        return path.with_suffix(".py")
+    return None
+
+
+class _ImportCollector(ast.NodeVisitor):
+    """The modules named by a module's import statements, optionally skipping function bodies."""
+
+    def __init__(self, module: str, is_package: bool, in_functions: bool) -> None:
+        self.package = module.split(".") if is_package else module.split(".")[:-1]
+        self.in_functions = in_functions
+        self.names: set[str] = set()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        if self.in_functions:
+            self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+    visit_Lambda = visit_FunctionDef
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.names.update(alias.name for alias in node.names)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level:  # relative: from .x import y
+            base = self.package[: len(self.package) - node.level + 1]
+            module = ".".join([*base, *([node.module] if node.module else [])])
+        else:
+            module = node.module or ""
+        self.names.add(module)
+        # `from cxrpriv.training import loop` imports the submodule cxrpriv.training.loop
+        self.names.update(f"{module}.{alias.name}" for alias in node.names)
+
+
+def _imports(module: str, in_functions: bool) -> set[str]:
+    """The cxrpriv modules that importing ``module`` (and, with ``in_functions``, calling any of its
+    functions) imports directly; importing a submodule imports its parent packages too."""
+    path = _module_file(module)
+    assert path is not None, module
+    collector = _ImportCollector(module, path.name == "__init__.py", in_functions)
+    collector.visit(ast.parse(path.read_text(), str(path)))
+    found = set()
+    for name in collector.names:
+        parts = name.split(".")
+        if parts[0] != "cxrpriv":
+            continue
+        found.update(p for i in range(1, len(parts) + 1) if _module_file(p := ".".join(parts[:i])))
+    return found
+
+
+def _closure(roots: set[str], in_functions: bool) -> set[str]:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            # The CLI imports every stage's command module (to build its parser) but runs only one stage:
+            # its function-level imports are what `_parser_modules` follows, at module level only.
+            todo.extend(_imports(module, in_functions and module != CLI) - seen)
+    return seen
+
+
+def _parser_modules() -> set[str]:
+    """What every `cxrpriv <stage>` imports before the stage runs: the CLI, and every stage's command
+    module with what those import at module level (their stage functions import the rest when called)."""
+    return _closure({CLI} | _imports(CLI, in_functions=True), in_functions=False)
+
+
+def _stage_command_modules() -> dict[str, str]:
+    """Stage name -> its command module, read from the CLI's stage table and each ``StageCommand(name=)``."""
+    commands = {}
+    for module in _imports(CLI, in_functions=True) - _imports(CLI, in_functions=False):
+        path = _module_file(module)
+        assert path is not None
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "StageCommand":
+                name = next(k.value for k in node.keywords if k.arg == "name")
+                assert isinstance(name, ast.Constant), f"{module}: StageCommand(name=...) must be a literal"
+                commands[name.value] = module
+    return commands
+
+
+def stage_code_files(stage: str) -> set[str]:
+    """Repository-relative paths of every library file that `cxrpriv <stage>` imports, or may import."""
+    modules = _parser_modules() | _closure({_stage_command_modules()[stage]}, in_functions=True)
+    return {str(f.relative_to(REPO)) for m in modules if (f := _module_file(m))}
+
+
+def _covered(path: str, deps: list[str]) -> bool:
+    return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
+
+
+def test_the_import_graph_sees_function_level_and_cli_imports():
+    # Guards the derivation below against reading too little: train_reid's command imports these only
+    # inside functions, and every stage runs under the CLI, which imports all stages' commands.
+    files = stage_code_files("train_reid")
+    assert {"src/cxrpriv/reid/stage.py", "src/cxrpriv/tracking.py", "src/cxrpriv/cli.py"} <= files
+    assert "src/cxrpriv/classify/command.py" in files  # imported by the CLI's parser
+    assert "src/cxrpriv/classify/stage.py" not in files  # ... whose stage function does not run
+
+
+def test_every_stage_depends_on_the_library_code_it_imports():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    commands = _stage_command_modules()
+    assert set(stages) <= set(commands), f"stages without a CLI command: {set(stages) - set(commands)}"
+    missing = {}
+    for name, stage in stages.items():
+        assert stage["cmd"].startswith(f"cxrpriv {name} "), name
+        lacking = sorted(p for p in stage_code_files(name) if not _covered(p, stage["deps"]))
+        if lacking:
+            missing[name] = lacking
+    assert not missing, "dvc.yaml deps miss library code the stage imports: " + json.dumps(missing, indent=1)
+
+
+def test_stage_code_deps_are_tight():
+    # The other direction: a code dep that covers nothing the stage imports (stale after a move, or too
+    # broad) reruns the stage for nothing; one covered by another dep of the stage is noise.
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    problems = []
+    for name, stage in stages.items():
+        files = stage_code_files(name)
+        code = [dep for dep in stage["deps"] if dep.startswith("src/")]
+        for dep in code:
+            if not any(_covered(f, [dep]) for f in files):
+                problems.append(f"{name}: {dep} covers no module the stage imports")
+            if any(other != dep and _covered(dep, [other]) for other in code):
+                problems.append(f"{name}: {dep} is already covered by another dep")
+    assert not problems, "\n".join(problems)
 
 
 def _run(args: list[str], cwd: Path) -> str:
@@ -82,3 +226,15 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert "synthesize.seed" in _run([str(BIN / "dvc"), "params", "diff"], repo)
     assert "Running stage 'synthesize'" in _run([str(BIN / "dvc"), "repro"], repo)
+
+
+@pytest.mark.slow
+def test_the_cli_parser_imports_no_module_the_graph_does_not_see():
+    # The static graph says what building the parser imports; check it against a real run (a module-level
+    # call into a function that imports, or an importlib call, would escape the graph).
+    code = (
+        "import sys; from cxrpriv.cli import build_parser; build_parser(); "
+        "print('\\n'.join(m for m in sys.modules if m.split('.')[0] == 'cxrpriv'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert set(done.stdout.split()) <= _parser_modules()

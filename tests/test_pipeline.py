@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import mlflow
+import pytest
 import yaml
 from kfp import compiler, dsl, local
 
@@ -59,6 +60,7 @@ def test_gpu_task_requests_an_accelerator(tmp_path: Path):
     assert container["resources"]["accelerator"]["resourceCount"] == "1"
 
 
+@pytest.mark.slow  # every stage in a subprocess: ~55 s
 def test_pipeline_runs_under_kfp_local(tmp_path: Path, isolated_mlflow: str):
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     tiny = json.dumps(dataclasses.asdict(tiny_synth_config(n_patients=6, reread_fraction=1.0)))
@@ -106,5 +108,5 @@ def test_pipeline_runs_under_kfp_local(tmp_path: Path, isolated_mlflow: str):
     assert list((tmp_path / "root").rglob("model.pt"))
     # the verifier trained on the ingest output and left a model the anonymizer can rebuild
     (spec,) = [p for p in (tmp_path / "root").rglob("spec.json") if "reid" in p.read_text()]
-    assert json.loads(spec.read_text())["builder"] == "cxrpriv.reid.model:build_verifier"
+    assert json.loads(spec.read_text())["builder"] == "cxrpriv.reid.embedding:build_embedder"
     assert list((tmp_path / "root").rglob("train_reid_summary.json"))

@@ -1,7 +1,8 @@
 """The ``cxrpriv`` command: one subcommand per stage, every option defaulting from ``params.yaml``.
 
 Options are generated from each stage's typed config, so ``--help`` lists exactly the keys of the params
-section. An option given on the command line overrides the params file for that run only.
+section. An option given on the command line overrides the params file for that run only. The params file is
+``--params``, else ``./params.yaml``, else the defaults shipped with the package (``cxrpriv.config``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cxrpriv.config import DEFAULT_PARAMS_FILE, ConfigError, load_stage_config
+from cxrpriv.config import (
+    PACKAGED_PARAMS_FILE,
+    ConfigError,
+    default_params_file,
+    load_stage_config,
+    read_params,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ def _stage_commands() -> list[StageCommand]:
 
 
 def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
-    group = parser.add_argument_group("stage parameters (default: params.yaml, under the selected profile)")
+    group = parser.add_argument_group("stage parameters (default: from the params file, under the profile)")
     hints = typing.get_type_hints(config_cls)
     for field in dataclasses.fields(config_cls):
         flag = "--" + field.name.replace("_", "-")
@@ -81,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     for command in _stage_commands():
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
         sub.add_argument(
-            "--params", type=Path, default=DEFAULT_PARAMS_FILE, help="Params file (default: %(default)s)."
+            "--params",
+            type=Path,
+            default=None,
+            help="Params file (default: ./params.yaml if present, else the defaults shipped with cxrpriv).",
         )
         sub.add_argument(
             "--profile",
@@ -109,11 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {
         name[4:]: value for name, value in vars(args).items() if name.startswith("cfg_") and value is not None
     }
+    params_file = args.params or default_params_file()
+    if params_file == PACKAGED_PARAMS_FILE:
+        log.info("no ./params.yaml here: using the defaults shipped with cxrpriv (%s)", params_file)
     try:
-        from cxrpriv.config import read_params
-
-        profile = args.profile or read_params(args.params).get("profile", "default")
-        config = load_stage_config(command.config_cls, command.name, args.params, profile, overrides)
+        profile = args.profile or read_params(params_file).get("profile", "default")
+        config = load_stage_config(command.config_cls, command.name, params_file, profile, overrides)
     except ConfigError as exc:
         parser.exit(2, f"cxrpriv {command.name}: error: {exc}\n")
     return command.run(config, args, profile)

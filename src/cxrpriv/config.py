@@ -4,6 +4,10 @@
 that names the active profile, and ``profiles.<name>.<stage>`` blocks whose keys override the stage section.
 The CLI (``--profile paper``), ``dvc exp run -S profile=paper`` and the KFP pipeline's defaults all go through
 :func:`load_stage_config`, so there is one place where a value is decided.
+
+Which file: the one given (``--params``), else ``./params.yaml`` when the working directory has one, else
+the defaults shipped inside the package (``cxrpriv/params.yaml``, in the repository a symlink to the root
+``params.yaml``: one file, which DVC reads).
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ import yaml
 
 C = TypeVar("C")
 
+# The working directory's params file (the repository root, a DVC experiment) is used when there is one ...
 DEFAULT_PARAMS_FILE = Path("params.yaml")
+# ... else the defaults shipped with the package, so that the CLI also runs outside the repository. In the
+# repository this is a symlink to the root params.yaml, which stays a regular file because DVC reads a
+# symlink in a git revision as its target's name, not as YAML (`dvc params diff` would see no params).
+PACKAGED_PARAMS_FILE = Path(__file__).with_name("params.yaml")
 
 
 class ConfigError(ValueError):
@@ -32,11 +41,17 @@ def help_field(help: str) -> Any:
     return dataclasses.field(metadata={"help": help})
 
 
-def read_params(path: Path = DEFAULT_PARAMS_FILE) -> dict[str, Any]:
-    """Read a params file, with an error that names it when it is missing or malformed."""
-    path = Path(path)
+def default_params_file() -> Path:
+    """``./params.yaml`` if the working directory has one, else the packaged defaults."""
+    return DEFAULT_PARAMS_FILE if DEFAULT_PARAMS_FILE.is_file() else PACKAGED_PARAMS_FILE
+
+
+def read_params(path: Path | None = None) -> dict[str, Any]:
+    """Read a params file (``None``: :func:`default_params_file`), with an error that names it when it is
+    missing or malformed."""
+    path = default_params_file() if path is None else Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: params file not found (run from the repository root or pass --params)")
+        raise ConfigError(f"{path}: params file not found")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -86,10 +101,13 @@ def build_config(cls: type[C], values: Mapping[str, Any], source: str = "params"
 def load_stage_config(
     cls: type[C],
     stage: str,
-    params_file: Path = DEFAULT_PARAMS_FILE,
+    params_file: Path | None = None,
     profile: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> C:
+    """One stage's typed config from a params file (``None``: :func:`default_params_file`) under a profile
+    (``None``: the file's ``profile`` key), with ``overrides`` applied last."""
+    params_file = default_params_file() if params_file is None else params_file
     params = read_params(params_file)
     values = stage_values(params, stage, profile)
     values.update(overrides or {})

@@ -46,10 +46,9 @@ def test_a_few_steps_write_every_output_and_an_mlflow_run(tiny_data: dict[str, P
         "auc_per_finding.png",
         "training_curves.png",
     ]
+    # Six training steps: the AUCs only have to be numbers (test_classify_learns.py checks that it learns).
     assert (
-        metrics["epochs_run"] == 2
-        and 0 <= metrics["clean_mean_auc"] <= 1
-        and 0 <= metrics["noisy_mean_auc"] <= 1
+        metrics["epochs"] == 2 and 0 <= metrics["clean_mean_auc"] <= 1 and 0 <= metrics["noisy_mean_auc"] <= 1
     )
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
     spec = json.loads((out / "spec.json").read_text())
@@ -67,6 +66,7 @@ def test_a_few_steps_write_every_output_and_an_mlflow_run(tiny_data: dict[str, P
     assert mlflow.MlflowClient().search_model_versions(f"name='{REGISTERED_NAME}'")
 
 
+@pytest.mark.slow  # MLflow run and model logging: ~6 s
 def test_the_cli_runs_without_an_answer_key_or_priors(tiny_data: dict[str, Path], tmp_path: Path):
     code = main(
         [

@@ -77,6 +77,7 @@ def priors_run(tiny_cohort, tmp_path_factory):
     return code, root, uri
 
 
+@pytest.mark.slow  # these three share `priors_run`: a CLI run with MLflow, ~8 s
 def test_cli_writes_priors_metrics_and_plots(priors_run):
     code, root, _ = priors_run
     assert code == 0
@@ -94,6 +95,7 @@ def test_cli_writes_priors_metrics_and_plots(priors_run):
     assert {"noise_rates.png", "kappa.png", "comorbidity.png", "readers_reread_1.png"} <= plots
 
 
+@pytest.mark.slow  # shares `priors_run`
 def test_cli_logs_one_mlflow_run_with_tables_as_artifacts(priors_run):
     _, _, uri = priors_run
     client = mlflow.MlflowClient(tracking_uri=uri)
@@ -111,6 +113,7 @@ def test_cli_logs_one_mlflow_run_with_tables_as_artifacts(priors_run):
     assert {f"tables/{n}.csv" for n in names} <= tables
 
 
+@pytest.mark.slow  # shares `priors_run`
 def test_no_patient_id_reaches_any_output(priors_run, tiny_cohort):
     _, root, uri = priors_run
     ids = pd.read_csv(tiny_cohort / "dataset" / "Data_Entry_2017.csv", dtype=str)["Patient ID"].unique()

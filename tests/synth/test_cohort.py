@@ -163,6 +163,7 @@ def test_a_cohort_without_follow_ups_reports_no_naive_auc(tmp_path):
     assert summary.metrics["naive_attacker_auc"] is None and summary.attack is None
 
 
+@pytest.mark.slow  # two CLI runs in fresh processes: ~20 s
 def test_cli_runs_in_separate_processes_give_identical_files(tmp_path):
     """Across processes (different hash salts), not only within one: nothing may depend on hash()."""
     import os

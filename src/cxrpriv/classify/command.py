@@ -63,7 +63,11 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         help="Resumable checkpoint, rewritten every epoch; an interrupted run resumes from it (default: "
         "<out>.checkpoint, outside DVC's output; removed once the outputs are written).",
     )
-    parser.add_argument("--force", action="store_true", help="Discard existing checkpoints and start over.")
+    # Not --force: in synthesize and preprocess that replaces the output; here the output is always rewritten
+    # and what this discards is the checkpoint.
+    parser.add_argument(
+        "--restart", action="store_true", help="Discard the checkpoint of an interrupted run and start over."
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
     parser.add_argument("--no-register", action="store_true", help="Log the model but do not register it.")
@@ -82,13 +86,14 @@ def run_train_classifier(
     profile: str,
     *,
     checkpoint_dir: Path | None = None,
-    force: bool = False,
+    restart: bool = False,
     device: str = "auto",
     progress: bool = True,
     register: bool = True,
     tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Load the inputs, train, evaluate, write the outputs and log one MLflow run; returns the metrics."""
+    """Load the inputs, train, evaluate, write the outputs and log one MLflow run; returns the metrics.
+    ``restart`` discards the checkpoint of an interrupted run instead of resuming from it."""
     from cxrpriv.classify.data import load_data
     from cxrpriv.classify.report import write_plots
     from cxrpriv.classify.stage import train_classifier
@@ -102,7 +107,7 @@ def run_train_classifier(
     bank_size = config.image_size or _ingest_size(ingest_dir)
     data = load_data(config, ingest_dir, priors_path, answer_key_dir, clean_labels_table, bank_size)
     checkpoint_dir = checkpoint_dir or default_checkpoint_dir(out_dir)
-    if force and checkpoint_dir.exists():
+    if restart and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)
     if data.clean is None:
         log.warning(
@@ -174,10 +179,10 @@ def _log_summary(metrics: dict[str, Any], has_clean: bool) -> None:
     log.info(
         "classifier: best epoch %d of %d; %s; %.0f training images/s, %.1f s waiting for data",
         metrics["best_epoch"],
-        metrics["epochs_run"],
+        metrics["epochs"],
         "; ".join(parts),
-        metrics["train_images_per_second"],
-        metrics["data_wait_seconds"],
+        metrics["train_images_per_s"],
+        metrics["data_seconds"],
     )
 
 
@@ -195,7 +200,7 @@ def _run(config: ClassifierConfig, args: argparse.Namespace, profile: str) -> in
             args.plots,
             profile,
             checkpoint_dir=args.checkpoint_dir,
-            force=args.force,
+            restart=args.restart,
             device=args.device,
             progress=not args.no_progress,
             register=not args.no_register,

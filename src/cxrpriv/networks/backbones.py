@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 
 import torch
-from monai.networks.nets import DenseNet121, resnet18, resnet50
 from torch import nn
 
 BACKBONES = ("small_cnn", "resnet18", "resnet50", "densenet121")
@@ -61,7 +60,10 @@ def small_cnn(width: int = 24, depth: int = 4, stem: int = 1) -> Backbone:
     return Backbone(nn.Sequential(*layers), channels[-1])
 
 
-def _monai_resnet(builder: type | object) -> Backbone:
+def _monai_resnet(name: str) -> Backbone:
+    from monai.networks import nets  # lazily: `import monai` imports mlflow (its handlers), and is slow
+
+    builder = getattr(nets, name)
     net = builder(spatial_dims=2, n_input_channels=1, conv1_t_stride=2, num_classes=1)  # type: ignore[operator]
     body = nn.Sequential(
         net.conv1, net.bn1, net.act, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
@@ -70,6 +72,8 @@ def _monai_resnet(builder: type | object) -> Backbone:
 
 
 def _monai_densenet121() -> Backbone:
+    from monai.networks.nets import DenseNet121
+
     net = DenseNet121(spatial_dims=2, in_channels=1, out_channels=1)
     # MONAI puts the final ReLU in the classification layers; the trunk keeps it.
     return Backbone(nn.Sequential(net.features, nn.ReLU(inplace=False)), net.class_layers.out.in_features)
@@ -95,9 +99,9 @@ def build_backbone(name: str, width: int = 24, depth: int = 4, stem: int = 1) ->
     if name == "small_cnn":
         return small_cnn(width, depth, stem)
     if name == "resnet18":
-        return _monai_resnet(resnet18)
+        return _monai_resnet("resnet18")
     if name == "resnet50":
-        return _monai_resnet(resnet50)
+        return _monai_resnet("resnet50")
     if name == "densenet121":
         return _monai_densenet121()
     raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
