@@ -25,9 +25,10 @@ import pandas as pd
 import torch
 
 from cxrpriv.chestxray14 import FINDINGS
-from cxrpriv.classify.command import run_train_classifier
 from cxrpriv.classify.config import ClassifierConfig
+from cxrpriv.classify.run import run_train_classifier
 from cxrpriv.config import load_stage_config
+from cxrpriv.stages.contract import StageContext
 from cxrpriv.synth.answer_key import clean_labels
 
 VARIANTS = {
@@ -93,14 +94,16 @@ def main() -> int:
                 args.priors,
                 args.answer_key,
                 None,
-                run_dir,
-                run_dir / "metrics.json",
-                run_dir / "plots",
-                "default",
-                restart=True,
-                progress=False,
-                register=False,
-                tags={"cxrpriv.ablation": variant, "cxrpriv.seed": str(seed)},
+                StageContext(
+                    out=run_dir,
+                    metrics=run_dir / "metrics.json",
+                    plots=run_dir / "plots",
+                    profile="default",
+                    restart=True,
+                    progress=False,
+                    register_model=False,
+                    tags={"cxrpriv.ablation": variant, "cxrpriv.seed": str(seed)},
+                ),
             )
             evaluation = json.loads((run_dir / "evaluation.json").read_text())
             runs.append(

@@ -17,9 +17,11 @@ from components.synthesize.component import synthesize
 from components.train_classifier.component import train_classifier
 from components.train_reid.component import train_reid
 from cxrpriv.config import DEFAULT_PARAMS_FILE, read_params, stage_values
+from cxrpriv.stages.registry import stage_names
 from pipelines.resources import cpu_task, gpu_task
 
-STAGES = ("synthesize", "priors", "preprocess", "train_reid", "train_classifier")
+# Every stage of the registry has a component and a `<stage>_config` pipeline parameter.
+STAGES = stage_names()
 # The de-identification key: a Kubernetes secret in the pipeline's namespace, given to the preprocess step
 # as $CXRPRIV_DEID_KEY (kubectl create secret generic cxrpriv-deid-key --from-literal=key=<64 hex digits>).
 DEID_KEY_SECRET = "cxrpriv-deid-key"

@@ -113,7 +113,7 @@ def test_the_cli_runs_outside_the_repository(tmp_path: Path, monkeypatch, capsys
 
     received = []
 
-    def run(config, args, profile):  # the stage itself is not under test
+    def run(config, args, context):  # the stage itself is not under test
         received.append(config)
         return 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cxrpriv.stages.registry import STAGES
 from scripts.render_dvc_params import stage_param_keys
 from tests.conftest import REPO
 
@@ -44,7 +45,8 @@ def _module_file(name: str) -> Path | None:
 
 
 class _ImportCollector(ast.NodeVisitor):
-    """The modules named by a module's import statements, optionally skipping function bodies."""
+    """The modules named by a module's import statements, optionally skipping function bodies; imports
+    under ``if TYPE_CHECKING:`` never run and are skipped."""
 
     def __init__(self, module: str, is_package: bool, in_functions: bool) -> None:
         self.package = module.split(".") if is_package else module.split(".")[:-1]
@@ -57,6 +59,14 @@ class _ImportCollector(ast.NodeVisitor):
 
     visit_AsyncFunctionDef = visit_FunctionDef
     visit_Lambda = visit_FunctionDef
+
+    def visit_If(self, node: ast.If) -> None:
+        test = node.test
+        if getattr(test, "id", None) == "TYPE_CHECKING" or getattr(test, "attr", None) == "TYPE_CHECKING":
+            for child in node.orelse:
+                self.visit(child)
+        else:
+            self.generic_visit(node)
 
     def visit_Import(self, node: ast.Import) -> None:
         self.names.update(alias.name for alias in node.names)
@@ -95,30 +105,20 @@ def _closure(roots: set[str], in_functions: bool) -> set[str]:
         module = todo.pop()
         if module not in seen:
             seen.add(module)
-            # The CLI imports every stage's command module (to build its parser) but runs only one stage:
-            # its function-level imports are what `_parser_modules` follows, at module level only.
-            todo.extend(_imports(module, in_functions and module != CLI) - seen)
+            todo.extend(_imports(module, in_functions) - seen)
     return seen
 
 
-def _parser_modules() -> set[str]:
-    """What every `cxrpriv <stage>` imports before the stage runs: the CLI, and every stage's command
-    module with what those import at module level (their stage functions import the rest when called)."""
-    return _closure({CLI} | _imports(CLI, in_functions=True), in_functions=False)
-
-
 def _stage_command_modules() -> dict[str, str]:
-    """Stage name -> its command module, read from the CLI's stage table and each ``StageCommand(name=)``."""
-    commands = {}
-    for module in _imports(CLI, in_functions=True) - _imports(CLI, in_functions=False):
-        path = _module_file(module)
-        assert path is not None
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "StageCommand":
-                name = next(k.value for k in node.keywords if k.arg == "name")
-                assert isinstance(name, ast.Constant), f"{module}: StageCommand(name=...) must be a literal"
-                commands[name.value] = module
-    return commands
+    """Stage name -> its command module, from the stage registry (``cxrpriv.stages.registry.STAGES``)."""
+    return {stage.dvc_stage: stage.command_module for stage in STAGES}
+
+
+def _parser_modules() -> set[str]:
+    """What every `cxrpriv <stage>` imports before the stage runs: the CLI (with the stage registry), and
+    every stage's command module, which the registry imports by name to build the parser, with what those
+    import at module level (their `run` functions import the rest when called)."""
+    return _closure({CLI, *_stage_command_modules().values()}, in_functions=False)
 
 
 def stage_code_files(stage: str) -> set[str]:
@@ -132,12 +132,14 @@ def _covered(path: str, deps: list[str]) -> bool:
 
 
 def test_the_import_graph_sees_function_level_and_cli_imports():
-    # Guards the derivation below against reading too little: train_reid's command imports these only
-    # inside functions, and every stage runs under the CLI, which imports all stages' commands.
+    # Guards the derivation below against reading too little: train_reid's command imports its run module
+    # only inside a function, and that module imports these inside its run function; every stage runs under
+    # the CLI, which imports the registry, and through it all stages' commands.
     files = stage_code_files("train_reid")
-    assert {"src/cxrpriv/reid/stage.py", "src/cxrpriv/tracking.py", "src/cxrpriv/cli.py"} <= files
+    assert {"src/cxrpriv/reid/run.py", "src/cxrpriv/reid/stage.py", "src/cxrpriv/tracking.py"} <= files
+    assert {"src/cxrpriv/cli.py", "src/cxrpriv/stages/registry.py", "src/cxrpriv/stages/contract.py"} <= files
     assert "src/cxrpriv/classify/command.py" in files  # imported by the CLI's parser
-    assert "src/cxrpriv/classify/stage.py" not in files  # ... whose stage function does not run
+    assert not {"src/cxrpriv/classify/run.py", "src/cxrpriv/classify/stage.py"} & files  # ... not run
 
 
 def test_every_stage_depends_on_the_library_code_it_imports():
@@ -167,6 +169,34 @@ def test_stage_code_deps_are_tight():
             if any(other != dep and _covered(dep, [other]) for other in code):
                 problems.append(f"{name}: {dep} is already covered by another dep")
     assert not problems, "\n".join(problems)
+
+
+def test_no_module_level_import_cycle():
+    # The stage contract and registry sit below the commands, which sit below the CLI: a cycle (say, a
+    # command importing the CLI) would make import order matter. A module importing its own package is no
+    # cycle: the package is initialized first.
+    modules = []
+    for path in sorted((SRC / "cxrpriv").rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    graph = {m: _imports(m, in_functions=False) for m in modules}
+    graph = {m: {n for n in names if n != m and not m.startswith(n + ".")} for m, names in graph.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        for other in sorted(graph.get(module, ())):
+            if state.get(other) == 1:
+                return [*path[path.index(other) :], other] if other in path else [module, other]
+            if other not in state and (cycle := visit(other, [*path, other])):
+                return cycle
+        state[module] = 2
+        return None
+
+    for module in modules:
+        if module not in state:
+            cycle = visit(module, [module])
+            assert cycle is None, " -> ".join(cycle)
 
 
 def _run(args: list[str], cwd: Path) -> str:

@@ -24,23 +24,19 @@ def preprocess(
 ) -> None:
     from pathlib import Path
 
-    from cxrpriv.ingest.command import run_preprocess
     from cxrpriv.ingest.config import PreprocessConfig
     from cxrpriv.ingest.keys import load_key
-    from cxrpriv.pipeline_edge import component_config, log_kfp_metrics
+    from cxrpriv.ingest.run import run_preprocess
+    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics
 
     config = component_config(PreprocessConfig, config_json, pipeline_run)
+    context = component_context("preprocess", profile, dataset.path, metrics, plots)
     source = Path(cohort.path) / "dataset"
     values = run_preprocess(
         config,
         str(source / "dicom"),
         str(source / "Data_Entry_2017.csv"),
-        Path(dataset.path),
-        # Not "metrics*.json": that name is the synthesize component's, which pipeline tests look up.
-        Path(metrics.path).with_name("preprocess_summary.json"),
-        Path(plots.path),
-        profile,
         load_key(throwaway=throwaway_key),
-        progress=False,
+        context,
     )
     log_kfp_metrics(metrics, values)

@@ -18,21 +18,19 @@ def priors(
 ) -> None:
     from pathlib import Path
 
-    from cxrpriv.pipeline_edge import component_config, log_kfp_metrics
-    from cxrpriv.priors.command import run_priors
+    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics
     from cxrpriv.priors.config import PriorsConfig
+    from cxrpriv.priors.run import run_priors
 
     config = component_config(PriorsConfig, config_json, pipeline_run)
+    # label_priors: a directory holding priors.json, the file the classifier reads
+    context = component_context("priors", profile, label_priors.path, metrics, plots)
     dataset = Path(cohort.path) / "dataset"
     values = run_priors(
         config,
         dataset / "Data_Entry_2017.csv",
         [(dataset / "reread.csv", "reader_wide")],
         None,
-        Path(label_priors.path),  # a directory holding priors.json, the file the classifier reads
-        # Not "metrics*.json": that name is the synthesize component's, which pipeline tests look up.
-        Path(metrics.path).with_name("priors_summary.json"),
-        Path(plots.path),
-        profile,
+        context,
     )
     log_kfp_metrics(metrics, values)

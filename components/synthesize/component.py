@@ -17,17 +17,15 @@ def synthesize(
 ) -> None:
     from pathlib import Path
 
-    from cxrpriv.pipeline_edge import component_config, log_kfp_metrics
-    from cxrpriv.synth.command import run_synthesize
+    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics
     from cxrpriv.synth.config import SynthesizeConfig
+    from cxrpriv.synth.run import run_synthesize
 
     config = component_config(SynthesizeConfig, config_json, pipeline_run)
-    values = run_synthesize(
-        config,
-        Path(cohort.path),
-        Path(metrics.path).with_suffix(".json"),
-        Path(plots.path),
-        profile,
-        progress=False,
+    # metrics.json beside the Metrics artifact: the file the pipeline tests look up.
+    metrics_file = Path(metrics.path).with_suffix(".json")
+    context = component_context(
+        "synthesize", profile, cohort.path, metrics, plots, metrics_file=metrics_file
     )
+    values = run_synthesize(config, context)
     log_kfp_metrics(metrics, values)

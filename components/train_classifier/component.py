@@ -26,24 +26,23 @@ def train_classifier(
 ) -> None:
     from pathlib import Path
 
-    from cxrpriv.classify.command import run_train_classifier
     from cxrpriv.classify.config import ClassifierConfig
-    from cxrpriv.pipeline_edge import component_config, log_kfp_metrics
+    from cxrpriv.classify.run import run_train_classifier
+    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics
+    from cxrpriv.priors import PRIORS_FILE
 
     config = component_config(ClassifierConfig, config_json, pipeline_run)
+    # classifier: a directory holding model.pt, spec.json, predictions, evaluation, history
+    context = component_context(
+        "train_classifier", profile, classifier.path, metrics, plots, checkpoint_dir=checkpoint_dir
+    )
     answer_key = Path(cohort.path) / "answer_key"
     values = run_train_classifier(
         config,
         Path(dataset.path),
-        Path(label_priors.path) / "priors.json",
+        Path(label_priors.path) / PRIORS_FILE,
         answer_key if answer_key.is_dir() else None,
         None,
-        Path(classifier.path),  # a directory: model.pt, spec.json, predictions, evaluation, history
-        # Not "metrics*.json": that name is the synthesize component's, which pipeline tests look up.
-        Path(metrics.path).with_name("train_classifier_summary.json"),
-        Path(plots.path),
-        profile,
-        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
-        progress=False,
+        context,
     )
     log_kfp_metrics(metrics, values)

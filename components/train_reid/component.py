@@ -23,21 +23,14 @@ def train_reid(
 ) -> None:
     from pathlib import Path
 
-    from cxrpriv.pipeline_edge import component_config, log_kfp_metrics
-    from cxrpriv.reid.command import run_train_reid
+    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics
     from cxrpriv.reid.config import TrainReidConfig
+    from cxrpriv.reid.run import run_train_reid
 
     config = component_config(TrainReidConfig, config_json, pipeline_run)
-    out = Path(verifier.path)  # a directory: model.pt, spec.json, history, test scores
-    values = run_train_reid(
-        config,
-        Path(dataset.path),
-        out,
-        # Not "metrics*.json": that name is the synthesize component's, which pipeline tests look up.
-        Path(metrics.path).with_name("train_reid_summary.json"),
-        Path(plots.path),
-        profile,
-        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
-        progress=False,
+    # verifier: a directory holding model.pt, spec.json, history, test scores
+    context = component_context(
+        "train_reid", profile, verifier.path, metrics, plots, checkpoint_dir=checkpoint_dir
     )
+    values = run_train_reid(config, Path(dataset.path), context)
     log_kfp_metrics(metrics, values)

@@ -3,6 +3,8 @@
 Options are generated from each stage's typed config, so ``--help`` lists exactly the keys of the params
 section. An option given on the command line overrides the params file for that run only. The params file is
 ``--params``, else ``./params.yaml``, else the defaults shipped with the package (``cxrpriv.config``).
+The stages are the rows of :data:`cxrpriv.stages.registry.STAGES`; each gets the config and a
+:class:`~cxrpriv.stages.contract.StageContext` built from its output options.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ import dataclasses
 import logging
 import sys
 import typing
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from cxrpriv.config import (
     PACKAGED_PARAMS_FILE,
@@ -24,47 +24,10 @@ from cxrpriv.config import (
     load_stage_config,
     read_params,
 )
+from cxrpriv.stages.contract import StageCommand, StageContext
+from cxrpriv.stages.registry import stage_commands
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StageCommand:
-    name: str
-    help: str
-    config_cls: type
-    # Adds the stage's I/O options (paths), which are not part of params.yaml.
-    add_io: Callable[[argparse.ArgumentParser], None]
-    # Runs the stage: (config, parsed args, profile name) -> exit code.
-    run: Callable[[Any, argparse.Namespace, str], int]
-
-
-def add_output_options(parser: argparse.ArgumentParser, stage: str, out: Path, out_help: str) -> None:
-    """The output options every stage shares: data directory, DVC metrics file, plots directory."""
-    parser.add_argument("--out", type=Path, default=out, help=f"{out_help} (default: %(default)s).")
-    parser.add_argument(
-        "--metrics",
-        type=Path,
-        default=Path(f"metrics/{stage}.json"),
-        help="Metrics JSON for DVC (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--plots",
-        type=Path,
-        default=Path(f"plots/{stage}"),
-        help="Directory for the stage's PNG plots (default: %(default)s).",
-    )
-
-
-def _stage_commands() -> list[StageCommand]:
-    # Imported lazily so `cxrpriv --help` stays fast and stages pull heavy dependencies only when used.
-    from cxrpriv.classify.command import TRAIN_CLASSIFIER
-    from cxrpriv.ingest.command import PREPROCESS
-    from cxrpriv.priors.command import PRIORS
-    from cxrpriv.reid.command import TRAIN_REID
-    from cxrpriv.synth.command import SYNTHESIZE
-
-    return [SYNTHESIZE, PRIORS, PREPROCESS, TRAIN_REID, TRAIN_CLASSIFIER]
 
 
 def _add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
@@ -87,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
     subparsers = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for command in _stage_commands():
+    for command in stage_commands():
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
         sub.add_argument(
             "--params",
@@ -129,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_stage_config(command.config_cls, command.name, params_file, profile, overrides)
     except ConfigError as exc:
         parser.exit(2, f"cxrpriv {command.name}: error: {exc}\n")
-    return command.run(config, args, profile)
+    return command.run(config, args, StageContext.from_args(args, profile))
 
 
 if __name__ == "__main__":

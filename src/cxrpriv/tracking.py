@@ -91,22 +91,25 @@ def stage_run(
     profile: str,
     inputs: Iterable[Path] = (),
     input_hash: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> Iterator[StageRun]:
-    """Open an MLflow run for one stage execution and close it (FAILED on an exception)."""
+    """Open an MLflow run for one stage execution and close it (FAILED on an exception); ``tags`` are
+    set on it besides the standard ones."""
     import mlflow  # imported here: importing the library must not touch MLflow
 
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     mlflow.set_experiment(EXPERIMENT)
     pipeline_run = os.environ.get(PIPELINE_RUN_ENV) or f"standalone-{uuid.uuid4().hex[:12]}"
-    tags = {
+    run_tags = {
         "cxrpriv.stage": stage,
         "cxrpriv.profile": profile,
         "cxrpriv.pipeline_run": pipeline_run,
         "cxrpriv.input_hash": input_hash or hash_inputs(inputs),
         "mlflow.source.git.commit": git_commit(),
+        **(tags or {}),
     }
-    with mlflow.start_run(run_name=f"{stage}", tags=tags):
+    with mlflow.start_run(run_name=f"{stage}", tags=run_tags):
         mlflow.log_params({k: _param_value(v) for k, v in flatten("", params).items()})
         yield StageRun(mlflow)
 

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from cxrpriv.classify import ClassifierInputError
-from cxrpriv.classify.command import REGISTERED_NAME, run_train_classifier
+from cxrpriv.classify import REGISTERED_NAME, ClassifierInputError
 from cxrpriv.classify.data import load_data
+from cxrpriv.classify.run import run_train_classifier
 from cxrpriv.classify.stage import _Augmenter, train_classifier
 from cxrpriv.cli import main
+from cxrpriv.stages.contract import StageContext
 from cxrpriv.training.accelerator import select_accelerator
 from cxrpriv.training.checkpoint import load_state_dict
 from cxrpriv.training.registry import build_from_spec
@@ -34,11 +35,7 @@ def test_a_few_steps_write_every_output_and_an_mlflow_run(tiny_data: dict[str, P
         tiny_data["priors"],
         tiny_data["answer_key"],
         None,
-        out,
-        tmp_path / "metrics.json",
-        tmp_path / "plots",
-        "default",
-        progress=False,
+        StageContext(out, tmp_path / "metrics.json", tmp_path / "plots", "default", progress=False),
     )
     for name in ("model.pt", "spec.json", "predictions.parquet", "evaluation.json", "history.json"):
         assert (out / name).is_file(), name

@@ -21,6 +21,7 @@ import pandas as pd
 from cxrpriv.classify import ClassifierInputError
 from cxrpriv.classify.config import ClassifierConfig
 from cxrpriv.classify.losses import NoiseChannel
+from cxrpriv.dataset import IMAGE_COLUMNS, Dataset, DatasetError, open_dataset
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +57,14 @@ def load_data(
     mask_size: int,
 ) -> ClassifierData:
     """Read and check every input; ``mask_size`` is the size the training images are banked at."""
-    manifest_path = Path(ingest_dir) / "manifest.parquet"
-    if not manifest_path.is_file():
-        raise ClassifierInputError(f"{manifest_path}: not found (run `cxrpriv preprocess` first)")
-    manifest = pd.read_parquet(manifest_path)
     findings = config.finding_names
-    missing = [c for c in ("image_id", "patient_id", "split", *findings) if c not in manifest.columns]
-    if missing:
-        raise ClassifierInputError(f"{manifest_path}: missing column(s) {', '.join(missing)}")
-    mined = manifest[list(findings)].to_numpy(dtype=np.float32)
-    if not np.isin(mined, (0.0, 1.0)).all():
-        raise ClassifierInputError(f"{manifest_path}: finding columns must hold 0/1 labels")
-    split = manifest["split"].astype(str).to_numpy()
-    rows = {name: np.flatnonzero(split == name) for name in ("train", "validation", "test")}
+    try:
+        dataset = open_dataset(ingest_dir, (*IMAGE_COLUMNS, *findings))
+        mined = dataset.labels(findings)
+    except DatasetError as exc:
+        raise ClassifierInputError(str(exc)) from exc
+    manifest, manifest_path = dataset.manifest, dataset.manifest_path
+    rows = dataset.split_rows()
     if len(rows["train"]) == 0:
         raise ClassifierInputError(f"{manifest_path}: the train split is empty")
     if len(rows["validation"]) == 0:
@@ -106,9 +102,7 @@ def load_data(
             raise ClassifierInputError(str(exc)) from exc
         clean_values, source = clean.labels, "answer_key"
     elif clean_labels_table is not None:
-        clean_values, source = _clean_from_table(
-            Path(ingest_dir), manifest, Path(clean_labels_table), findings
-        )
+        clean_values, source = _clean_from_table(dataset, Path(clean_labels_table), findings)
     else:
         clean_values = None
 
@@ -209,9 +203,7 @@ def _comorbidity(document: dict[str, Any], findings: tuple[str, ...], path: Path
     return np.nan_to_num(out, nan=0.0).astype(np.float32)
 
 
-def _clean_from_table(
-    ingest_dir: Path, manifest: pd.DataFrame, table: Path, findings: tuple[str, ...]
-) -> tuple[np.ndarray, str]:
+def _clean_from_table(dataset: Dataset, table: Path, findings: tuple[str, ...]) -> tuple[np.ndarray, str]:
     from cxrpriv.priors import PriorsInputError
     from cxrpriv.priors.tables import read_mined_labels
     from cxrpriv.synth.stats import FINDINGS as ALL
@@ -220,10 +212,11 @@ def _clean_from_table(
         labels = read_mined_labels(table)
     except PriorsInputError as exc:
         raise ClassifierInputError(f"--clean-labels: {exc}") from exc
-    report_path = ingest_dir / "report" / "files.parquet"
-    if not report_path.is_file():
-        raise ClassifierInputError(f"{report_path}: not found (needed to match --clean-labels to images)")
-    report = pd.read_parquet(report_path).dropna(subset=["image_id"])
+    try:
+        report = dataset.files_report(("path", "image_id")).dropna(subset=["image_id"])
+    except DatasetError as exc:
+        raise ClassifierInputError(f"{exc}; needed to match --clean-labels to images") from exc
+    manifest = dataset.manifest
     stem_of = {
         str(i): Path(str(p)).name.split(".")[0]
         for p, i in zip(report["path"], report["image_id"], strict=True)

@@ -1,5 +1,5 @@
 """The ``train_classifier`` stage as a function: loaded inputs and a config in, a trained model and its
-evaluation out. No file is written here except checkpoints (:mod:`cxrpriv.classify.command` does the rest).
+evaluation out. No file is written here except checkpoints (:mod:`cxrpriv.classify.run` does the rest).
 
 Every random draw (initialization, shuffling, augmentation) comes from streams seeded by the run seed and
 the epoch, so the result does not depend on whether the run was interrupted and resumed.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cxrpriv.config import ConfigError, help_field
+from cxrpriv.dataset import SPLITS
 
 # Options of PS3.15 Annex E that this stage implements (names of the columns of data/annex_e.csv).
 DEID_OPTIONS = (
@@ -19,7 +20,6 @@ DEID_OPTIONS = (
 )
 # What happens to attributes the Annex E table does not list: removed unless allowlisted, or kept.
 DEID_POLICIES = ("allowlist", "annex_e")
-SPLITS = ("train", "validation", "test")
 ASPECT_POLICIES = ("pad", "crop", "stretch")
 INTENSITY_METHODS = ("percentile", "landmarks")
 LOG_PATHS = ("relative", "keyed")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrpriv.dataset import manifest_path
 from cxrpriv.figures import save_figure
 from cxrpriv.ingest.process import reason_category
 from cxrpriv.ingest.shards import ShardReader
@@ -39,8 +40,7 @@ def write_plots(out_dir: Path, files: pd.DataFrame, plots_dir: Path) -> list[Pat
     ax.set_title("Outcome of every input file")
     written.append(save_figure(fig, plots_dir / "outcomes.png", dpi=100))
 
-    manifest_path = out_dir / "manifest.parquet"
-    if manifest_path.is_file():
+    if manifest_path(out_dir).is_file():
         reader = ShardReader(out_dir)
         manifest = reader.manifest
         if len(manifest):

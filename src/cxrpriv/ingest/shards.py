@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrpriv.dataset import manifest_path
+
 IMAGES_DIR = "images"
 HEADERS_DIR = "headers"
 
@@ -99,7 +101,7 @@ class ShardReader:
 
     def __init__(self, root: Path, manifest: pd.DataFrame | None = None) -> None:
         self.root = Path(root)
-        self.manifest = manifest if manifest is not None else pd.read_parquet(self.root / "manifest.parquet")
+        self.manifest = manifest if manifest is not None else pd.read_parquet(manifest_path(self.root))
         self._images: dict[int, np.ndarray] = {}
         self._headers: dict[int, list[str]] = {}
         self._row_by_id = {image_id: i for i, image_id in enumerate(self.manifest["image_id"])}

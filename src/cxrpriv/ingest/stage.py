@@ -1,14 +1,9 @@
 """The ``preprocess`` stage: a source of DICOM (or ChestX-ray14 PNG) files to a de-identified, normalized,
 split and validated dataset.
 
-Output layout under ``out_dir`` (see :mod:`cxrpriv.ingest.shards` for the shards)::
-
-    images/shard-NNNNN.npy        normalized images, [n, size, size] uint8/uint16
-    headers/shard-NNNNN.jsonl     de-identified DICOM JSON, line k <-> image k of the shard
-    manifest.parquet              one row per ingested image (pseudonymous IDs, labels, split, location)
-    report/files.parquet          every input file ever seen: path, keyed checksum, outcome and reason
-    report/validation.json        the Great Expectations report of the manifest
-    state.json                    run count, key check value, and the settings shards depend on
+The output under ``out_dir`` is the ingested-dataset format of :mod:`cxrpriv.dataset` (the manifest, the
+image shards of :mod:`cxrpriv.ingest.shards`, the report of every input file, the validation report and the
+state the next run checks).
 
 Every listed file ends in exactly one outcome. Re-running over the same source processes only files that
 are new or changed (by path and fingerprint, then by keyed checksum): their images go to new shards,
@@ -39,8 +34,18 @@ import pandas as pd
 from tqdm import tqdm
 
 from cxrpriv.chestxray14 import FINDINGS
+from cxrpriv.dataset import (
+    FILES_REPORT_COLUMNS,
+    MANIFEST_COLUMNS,
+    REPORT_DIR,
+    SPLITS,
+    STATE_FILE,
+    files_report_path,
+    manifest_path,
+    validation_report_path,
+)
 from cxrpriv.ingest.allocator import keep_freed_memory
-from cxrpriv.ingest.config import SPLITS, PreprocessConfig
+from cxrpriv.ingest.config import PreprocessConfig
 from cxrpriv.ingest.deid import Deidentifier
 from cxrpriv.ingest.keys import DeidKey
 from cxrpriv.ingest.labels import LabelsTable
@@ -58,25 +63,10 @@ from cxrpriv.ingest.screening import coded
 from cxrpriv.ingest.shards import IMAGES_DIR, ShardWriter
 from cxrpriv.ingest.sources import Source, SourceFile
 from cxrpriv.ingest.splits import stratified_patient_splits
-from cxrpriv.ingest.validation import MANIFEST_COLUMNS, ValidationFailed, validate_manifest
+from cxrpriv.ingest.validation import ValidationFailed, validate_manifest
 
 log = logging.getLogger(__name__)
 
-REPORT_COLUMNS = (
-    "path",
-    "path_key",
-    "size",
-    "fingerprint",
-    "checksum",
-    "source_format",
-    "outcome",
-    "reason",
-    "image_id",
-    "run",
-    "header_flag",
-    "text_glyphs",
-    "phi_blanked",
-)
 # Rejections that say nothing about the file itself: a later run tries these files again.
 NOT_STORED = "not stored: the manifest failed validation"
 RETRYABLE_REASONS = (
@@ -165,7 +155,7 @@ def ordered_parallel(items: Iterable[SourceFile], ctx: WorkerContext, workers: i
 
 
 def _read_state(out_dir: Path) -> dict[str, Any]:
-    path = out_dir / "state.json"
+    path = out_dir / STATE_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -186,14 +176,16 @@ def _check_state(state: dict[str, Any], key: DeidKey, config: PreprocessConfig) 
 
 
 def _previous(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    files_path = out_dir / "report" / "files.parquet"
-    manifest_path = out_dir / "manifest.parquet"
+    files_path = files_report_path(out_dir)
+    manifest_file = manifest_path(out_dir)
     files = (
-        pd.read_parquet(files_path) if files_path.is_file() else pd.DataFrame(columns=list(REPORT_COLUMNS))
+        pd.read_parquet(files_path)
+        if files_path.is_file()
+        else pd.DataFrame(columns=list(FILES_REPORT_COLUMNS))
     )
     manifest = (
-        pd.read_parquet(manifest_path)
-        if manifest_path.is_file()
+        pd.read_parquet(manifest_file)
+        if manifest_file.is_file()
         else pd.DataFrame(columns=list(MANIFEST_COLUMNS))
     )
     return files, manifest
@@ -256,7 +248,7 @@ def preprocess(
     replaced: set[str] = set()
     refingerprinted: dict[str, str] = {}
     rows = _Rows(MANIFEST_COLUMNS)
-    file_rows = _Rows(REPORT_COLUMNS)
+    file_rows = _Rows(FILES_REPORT_COLUMNS)
     new_patients: dict[str, str] = {}  # pseudonym -> original ID, only kept for an explicit pseudonym map
     seconds = 0.0
     bar = tqdm(desc="preprocess", unit="file", disable=not progress)
@@ -332,28 +324,27 @@ def preprocess(
     this_run = file_rows.frame()
     files = _merge_files(previous_files, this_run, refingerprinted)
     manifest = _merge_manifest(previous_manifest, rows.frame(), replaced, config)
-    report_dir = out_dir / "report"
-    report_dir.mkdir(exist_ok=True)
+    (out_dir / REPORT_DIR).mkdir(exist_ok=True)
     try:
         validation = validate_manifest(manifest, config.views, config.shard_size)
     except ValidationFailed as exc:
-        _write_json(report_dir / "validation.json", exc.report)
+        _write_json(validation_report_path(out_dir), exc.report)
         if on_validation_report:
             on_validation_report(exc.report)
         _remove_shards(out_dir, new_shards)
         # Every file stays accounted for (an empty batch too); this run's images were not stored, so their
         # files are tried again by the next run.
-        _not_stored(files, this_run).to_parquet(report_dir / "files.parquet", index=False)
+        _not_stored(files, this_run).to_parquet(files_report_path(out_dir), index=False)
         raise
-    _write_json(report_dir / "validation.json", validation)
+    _write_json(validation_report_path(out_dir), validation)
     if on_validation_report:
         on_validation_report(validation)
-    manifest.to_parquet(out_dir / "manifest.parquet", index=False)
-    files.to_parquet(report_dir / "files.parquet", index=False)
+    manifest.to_parquet(manifest_path(out_dir), index=False)
+    files.to_parquet(files_report_path(out_dir), index=False)
     if pseudonym_map is not None and new_patients:
         _append_pseudonym_map(pseudonym_map, new_patients)
     _write_json(
-        out_dir / "state.json",
+        out_dir / STATE_FILE,
         {
             "runs": run,
             "key_check": key.check_value(),
@@ -460,7 +451,7 @@ def _merge_files(
         kept["fingerprint"] = moved.fillna(kept["fingerprint"])
     frames = [f for f in (kept, this_run) if len(f)]
     files = pd.concat(frames, ignore_index=True) if frames else this_run
-    return files[list(REPORT_COLUMNS)].reset_index(drop=True)
+    return files[list(FILES_REPORT_COLUMNS)].reset_index(drop=True)
 
 
 def _merge_manifest(

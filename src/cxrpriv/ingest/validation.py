@@ -17,27 +17,8 @@ from typing import Any
 import pandas as pd
 
 from cxrpriv.chestxray14 import FINDINGS
-from cxrpriv.ingest.config import SPLITS
+from cxrpriv.dataset import MANIFEST_COLUMNS, SPLITS
 
-MANIFEST_COLUMNS = (
-    "image_id",
-    "patient_id",
-    "split",
-    "view",
-    "age",
-    "sex",
-    *FINDINGS,
-    "study_date",
-    "modality",
-    "photometric",
-    "source_format",
-    "source_checksum",
-    "shard",
-    "offset",
-    "pixel_mean",
-    "pixel_std",
-    "run",
-)
 # Normalized images: a mean outside this range or almost no spread means a failed standardization.
 PIXEL_MEAN_RANGE = (0.05, 0.95)
 PIXEL_STD_RANGE = (0.02, 0.5)

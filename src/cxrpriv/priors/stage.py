@@ -1,6 +1,6 @@
 """The ``priors`` stage as a pure function: parsed tables and a config in, the priors document out.
 
-:func:`compute_priors` reads no file and logs nothing to MLflow (:mod:`cxrpriv.priors.command` does). Its
+:func:`compute_priors` reads no file and logs nothing to MLflow (:mod:`cxrpriv.priors.run` does). Its
 :attr:`PriorsResult.document` is written as ``priors.json``, which the classifier stage reads.
 
 ``priors.json`` (schema ``cxrpriv.priors/1``; every probability is a float in [0, 1] or null, every

@@ -1,31 +1,24 @@
-"""``cxrpriv train_reid``: the CLI edge of the verifier stage (paths, device, outputs, metrics, MLflow).
-
-Outputs (``--out``, default ``data/reid``): ``model.pt`` (state dict), ``spec.json`` (how to rebuild it),
-``history.json`` (per-epoch records, device), ``test_pairs.parquet`` (test pairs with their probabilities) and
-``retrieval.parquet`` (one row per test query). The resumable checkpoint lives outside the output
-(``--checkpoint-dir``, default ``<out>.checkpoint``) because DVC deletes a stage's outputs before it reruns
-the stage: a killed ``dvc repro`` then resumes where it stopped. It is deleted once the outputs are written.
-"""
+"""``cxrpriv train_reid``: the CLI spec of the verifier stage (its paths and device; the run, with its
+outputs, is :mod:`.run`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import logging
-import math
-import shutil
 from pathlib import Path
-from typing import Any
 
-from cxrpriv.cli import StageCommand, add_output_options
-from cxrpriv.config import config_to_dict
-from cxrpriv.reid import ReidInputError
+from cxrpriv.reid import REGISTERED_NAME, ReidInputError
 from cxrpriv.reid.config import TrainReidConfig
-from cxrpriv.training.checkpoint import CheckpointMismatch, default_checkpoint_dir
+from cxrpriv.stages.contract import (
+    StageCommand,
+    StageContext,
+    add_output_options,
+    add_progress_option,
+    add_training_options,
+)
 
 log = logging.getLogger(__name__)
-
-REGISTERED_NAME = "cxrpriv-verifier"
 
 
 def _add_io(parser: argparse.ArgumentParser) -> None:
@@ -36,150 +29,25 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         help="Ingest output (manifest.parquet and image shards) (default: %(default)s).",
     )
     add_output_options(parser, "train_reid", Path("data/reid"), "Output directory for the trained verifier")
-    parser.add_argument(
-        "--checkpoint-dir",
-        type=Path,
-        default=None,
-        help="Resumable checkpoint, rewritten every epoch (default: <out>.checkpoint, outside DVC's "
-        "outputs so a killed run resumes; deleted after a completed run).",
-    )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="auto (CUDA if available), cpu, cuda or cuda:N (default: %(default)s).",
-    )
+    add_training_options(parser)
     parser.add_argument(
         "--model-name",
         default=REGISTERED_NAME,
-        help="Name under which the model is registered in MLflow (default: %(default)s).",
+        help="Name under which the model is registered in MLflow; empty: do not register "
+        "(default: %(default)s).",
     )
-    # Not --force: in synthesize and preprocess that replaces the output; here the output is always rewritten
-    parser.add_argument(
-        "--restart", action="store_true", help="Discard the checkpoint of an interrupted run and start over."
+    add_progress_option(parser)
+
+
+def _run(config: TrainReidConfig, args: argparse.Namespace, context: StageContext) -> int:
+    from cxrpriv.reid.run import run_train_reid
+    from cxrpriv.training.checkpoint import CheckpointMismatch
+
+    context = dataclasses.replace(
+        context, model_name=args.model_name or None, register_model=bool(args.model_name)
     )
-    parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
-
-
-def _finite(values: Any) -> Any:
-    """NaN (e.g. an AUC on a split without both kinds of pair) as JSON null, not the non-standard NaN."""
-    if isinstance(values, dict):
-        return {k: _finite(v) for k, v in values.items()}
-    if isinstance(values, float) and not math.isfinite(values):
-        return None
-    return values
-
-
-def run_train_reid(
-    config: TrainReidConfig,
-    ingest_dir: Path,
-    out: Path,
-    metrics_path: Path,
-    plots_dir: Path,
-    profile: str,
-    checkpoint_dir: Path | None = None,
-    device: str = "auto",
-    progress: bool = True,
-    registered_name: str | None = REGISTERED_NAME,
-) -> dict[str, Any]:
-    """Train and evaluate the verifier, write its outputs, metrics and plots, and log one MLflow run."""
-    from cxrpriv.reid.model import MODEL_FILE, SPEC_FILE
-    from cxrpriv.reid.report import write_plots
-    from cxrpriv.reid.stage import train_reid
-    from cxrpriv.tracking import hash_inputs, stage_run
-    from cxrpriv.training.checkpoint import save_state_dict
-    from cxrpriv.training.registry import log_state_dict_model
-
-    checkpoint_dir = checkpoint_dir or default_checkpoint_dir(out)
-    manifest = Path(ingest_dir) / "manifest.parquet"
-    if not manifest.is_file():
-        raise ReidInputError(f"{manifest}: not found (run `cxrpriv preprocess` first, or pass --ingest)")
-    params = {"train_reid": config_to_dict(config)}
-    with stage_run("train_reid", params, profile, input_hash=hash_inputs([manifest])) as run:
-
-        def log_epoch(epoch: int, record: dict[str, float]) -> None:
-            run.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
-            if not progress:  # the loop's own epoch line comes with the progress bars
-                validation = ", ".join(
-                    f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_") and math.isfinite(v)
-                )
-                log.info(
-                    "train_reid epoch %d: train loss %.4f, %s, %.0f images/s, %.1f of %.1f s waiting for "
-                    "data",
-                    epoch,
-                    record["train_loss"],
-                    validation,
-                    record["train_images_per_s"],
-                    record["data_seconds"],
-                    record["train_seconds"],
-                )
-
-        result = train_reid(config, ingest_dir, checkpoint_dir, device, progress, on_epoch_end=log_epoch)
-        resumed = result.metrics["training"]["resumed_after_epoch"]
-        for record in result.history[:resumed]:  # epochs trained by an earlier, interrupted process
-            run.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))
-        run.set_tags({f"cxrpriv.{k}": v for k, v in result.device.items()})
-
-        out.mkdir(parents=True, exist_ok=True)
-        model_path = out / MODEL_FILE
-        save_state_dict(result.model, model_path)
-        (out / SPEC_FILE).write_text(json.dumps(result.spec, indent=1) + "\n")
-        history = {"device": result.device, "config": config_to_dict(config), "epochs": result.history}
-        (out / "history.json").write_text(json.dumps(_finite(history), indent=1) + "\n")
-        result.test_pairs.to_parquet(out / "test_pairs.parquet", index=False)
-        result.retrieval.to_parquet(out / "retrieval.parquet", index=False)
-        metrics = _finite(result.metrics)
-        metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
-        auc = result.metrics["verification"]["auc"]["value"]
-        plots = write_plots(result.roc, auc, result.history, result.retrieval, plots_dir)
-
-        run.log_metrics(metrics)
-        for path in (metrics_path, out / SPEC_FILE, out / "history.json"):
-            run.log_artifact(path)
-        for plot in plots:
-            run.log_artifact(plot, "plots")
-        log_state_dict_model(model_path, result.spec, registered_name)
-    # The outputs are complete: the checkpoint is no longer needed to finish this run.
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    verification, retrieval = result.metrics["verification"], result.metrics["retrieval"]
-    training = result.metrics["training"]
-    log.info(
-        "train_reid on %s: test AUC %.4f (%.4f-%.4f), accuracy %.4f, mAP@R %.4f, P@1 %.4f after %d epochs "
-        "(best %d), %.0f training images/s, %.1f s of %.1f s waiting for data; written to %s",
-        result.device["device_name"],
-        auc,
-        verification["auc"]["low"],
-        verification["auc"]["high"],
-        verification["accuracy"]["value"],
-        retrieval["map_at_r"],
-        retrieval["precision_at_1"],
-        training["epochs"],
-        training["best_epoch"],
-        training["train_images_per_s"],
-        training["data_seconds"],
-        training["train_seconds"],
-        out,
-    )
-    return metrics
-
-
-def _run(config: TrainReidConfig, args: argparse.Namespace, profile: str) -> int:
-    checkpoint_dir = args.checkpoint_dir or default_checkpoint_dir(args.out)
-    if args.restart:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     try:
-        run_train_reid(
-            config,
-            args.ingest,
-            args.out,
-            args.metrics,
-            args.plots,
-            profile,
-            checkpoint_dir=checkpoint_dir,
-            device=args.device,
-            progress=not args.no_progress,
-            registered_name=args.model_name or None,
-        )
+        run_train_reid(config, args.ingest, context)
     except (ReidInputError, CheckpointMismatch, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2

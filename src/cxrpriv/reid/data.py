@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrpriv.ingest.shards import ShardReader
+from cxrpriv.dataset import IMAGE_COLUMNS, SPLITS, Dataset, DatasetError, open_dataset
 from cxrpriv.reid import ReidInputError
 from cxrpriv.reid.attack import FilmSet
 from cxrpriv.reid.config import TrainReidConfig
@@ -22,20 +22,13 @@ from cxrpriv.training.image_bank import ImageBank
 
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("image_id", "patient_id", "split", "shard", "offset")
-SPLITS = ("train", "validation", "test")
 
-
-def read_manifest(ingest_dir: Path) -> ShardReader:
-    path = Path(ingest_dir) / "manifest.parquet"
-    if not path.is_file():
-        raise ReidInputError(f"{path}: not found (run `cxrpriv preprocess` first, or pass --ingest)")
-    reader = ShardReader(Path(ingest_dir))
-    missing = [c for c in REQUIRED_COLUMNS if c not in reader.manifest.columns]
-    if missing:
-        raise ReidInputError(f"{path}: missing columns {missing}")
-    reader.manifest = reader.manifest.reset_index(drop=True)
-    return reader
+def open_ingest(ingest_dir: Path) -> Dataset:
+    """The ingest output, its manifest checked for what the attacker reads."""
+    try:
+        return open_dataset(ingest_dir, IMAGE_COLUMNS)
+    except DatasetError as exc:
+        raise ReidInputError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -91,13 +84,13 @@ class ReidData:
 def load_reid_data(
     config: TrainReidConfig, ingest_dir: Path, accelerator: Accelerator, progress: bool = True
 ) -> ReidData:
-    reader = read_manifest(ingest_dir)
-    manifest = reader.manifest
-    split_rows = {s: np.flatnonzero(manifest["split"].to_numpy() == s) for s in SPLITS}
+    dataset = open_ingest(ingest_dir)
+    reader, manifest = dataset.images(), dataset.manifest
+    split_rows = dataset.split_rows()
     train_patients = manifest["patient_id"].astype(str).to_numpy()[split_rows["train"]]
     if len(np.unique(train_patients)) < 2 or len(train_patients) == len(np.unique(train_patients)):
         raise ReidInputError(
-            f"{Path(ingest_dir) / 'manifest.parquet'}: the train split needs at least two patients and one "
+            f"{dataset.manifest_path}: the train split needs at least two patients and one "
             "patient with two or more images to form same-patient pairs"
         )
     native = int(reader[int(split_rows["train"][0])].shape[-1])

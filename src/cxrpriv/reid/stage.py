@@ -4,7 +4,7 @@
 train split (the metric-learning embedder or the siamese verifier; early stopping on the validation split,
 best weights kept, a checkpoint every epoch), then attacks the test split with it (cxrpriv.reid.attack):
 verification of fixed test pairs and retrieval of every test image among the others. Nothing is written
-here except the checkpoint; ``command.py`` writes the outputs.
+here except the checkpoint; ``run.py`` writes the outputs.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cxrpriv.dataset import manifest_path
 from cxrpriv.reid.attack import AttackResult, AttackSettings, attack
 from cxrpriv.reid.config import TrainReidConfig
 from cxrpriv.reid.data import ReidData, load_reid_data
@@ -104,7 +105,7 @@ def train_reid(
     store = None
     if checkpoint_dir is not None:
         store = CheckpointStore(
-            Path(checkpoint_dir), run_fingerprint(config, Path(ingest_dir) / "manifest.parquet")
+            Path(checkpoint_dir), run_fingerprint(config, manifest_path(ingest_dir))
         )
     fitted, history = _fit(config, trainer, accelerator, store, progress, on_epoch_end)
     trainer.module.load_state_dict(fitted.best_state)

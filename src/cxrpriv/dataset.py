@@ -1,0 +1,159 @@
+"""The ingested-dataset format: what ``cxrpriv preprocess`` writes and every later stage reads.
+
+Layout of an ingest output directory (written by :mod:`cxrpriv.ingest.stage`; shards by
+:mod:`cxrpriv.ingest.shards`)::
+
+    manifest.parquet              one row per ingested image (MANIFEST_COLUMNS): pseudonymous image and
+                                  patient IDs, split, text-mined labels, the shard and offset of its image
+    images/shard-NNNNN.npy        normalized images, [n, size, size] uint8/uint16
+    headers/shard-NNNNN.jsonl     de-identified DICOM JSON, line k <-> image k of the shard
+    report/files.parquet          every input file ever seen (FILES_REPORT_COLUMNS): path relative to the
+                                  source, keyed checksum, outcome and reason, image_id when ingested
+    report/validation.json        the Great Expectations report of the manifest
+    state.json                    run count, key check value, and the settings shards depend on
+
+Readers open it with :func:`open_dataset`, which checks the manifest's columns with an error naming the file.
+The files report is ingest's own account of its inputs; a reader that needs to link an image back to its
+source file name (the classifier's re-read table, the synthetic answer key) goes through
+:meth:`Dataset.files_report` or :func:`files_report_path`, not a path of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from cxrpriv.chestxray14 import FINDINGS
+
+if TYPE_CHECKING:
+    from cxrpriv.ingest.shards import ShardReader
+
+MANIFEST_FILE = "manifest.parquet"
+REPORT_DIR = "report"
+FILES_REPORT_FILE = "files.parquet"  # under REPORT_DIR
+VALIDATION_REPORT_FILE = "validation.json"  # under REPORT_DIR
+STATE_FILE = "state.json"
+
+SPLITS = ("train", "validation", "test")
+
+MANIFEST_COLUMNS = (
+    "image_id",
+    "patient_id",
+    "split",
+    "view",
+    "age",
+    "sex",
+    *FINDINGS,
+    "study_date",
+    "modality",
+    "photometric",
+    "source_format",
+    "source_checksum",
+    "shard",
+    "offset",
+    "pixel_mean",
+    "pixel_std",
+    "run",
+)
+# What a reader of the images needs: who, which split, and where the image is.
+IMAGE_COLUMNS = ("image_id", "patient_id", "split", "shard", "offset")
+
+FILES_REPORT_COLUMNS = (
+    "path",
+    "path_key",
+    "size",
+    "fingerprint",
+    "checksum",
+    "source_format",
+    "outcome",
+    "reason",
+    "image_id",
+    "run",
+    "header_flag",
+    "text_glyphs",
+    "phi_blanked",
+)
+
+
+class DatasetError(ValueError):
+    """An ingest output that cannot be read as asked; the message names the file and what is wrong."""
+
+
+def manifest_path(root: Path) -> Path:
+    return Path(root) / MANIFEST_FILE
+
+
+def files_report_path(root: Path) -> Path:
+    return Path(root) / REPORT_DIR / FILES_REPORT_FILE
+
+
+def validation_report_path(root: Path) -> Path:
+    return Path(root) / REPORT_DIR / VALIDATION_REPORT_FILE
+
+
+def find_manifest(root: Path) -> Path:
+    """The manifest of the ingest output ``root``; DatasetError if it has none."""
+    path = manifest_path(root)
+    if not path.is_file():
+        raise DatasetError(f"{path}: not found (run `cxrpriv preprocess` first, or pass --ingest)")
+    return path
+
+
+@dataclass
+class Dataset:
+    """An opened ingest output: its manifest (rows 0..n-1) and accessors for splits, labels, images and
+    the files report."""
+
+    root: Path
+    manifest: pd.DataFrame
+
+    @property
+    def manifest_path(self) -> Path:
+        return manifest_path(self.root)
+
+    def split_rows(self) -> dict[str, np.ndarray]:
+        """The manifest rows of each split, in ``SPLITS`` order (a split may be empty)."""
+        split = self.manifest["split"].astype(str).to_numpy()
+        return {name: np.flatnonzero(split == name) for name in SPLITS}
+
+    def labels(self, findings: Sequence[str]) -> np.ndarray:
+        """The text-mined labels of ``findings`` as float32 (n, k), manifest order; they must be 0/1."""
+        missing = [f for f in findings if f not in self.manifest.columns]
+        if missing:
+            raise DatasetError(f"{self.manifest_path}: missing column(s) {', '.join(missing)}")
+        values = self.manifest[list(findings)].to_numpy(dtype=np.float32)
+        if not np.isin(values, (0.0, 1.0)).all():
+            raise DatasetError(f"{self.manifest_path}: finding columns must hold 0/1 labels")
+        return values
+
+    def images(self) -> ShardReader:
+        """The images (and headers) by manifest row, memory-mapped from the shards."""
+        from cxrpriv.ingest.shards import ShardReader
+
+        return ShardReader(self.root, self.manifest)
+
+    def files_report(self, columns: Sequence[str] = ("path", "image_id")) -> pd.DataFrame:
+        """Ingest's report of every input file (``report/files.parquet``), checked for ``columns``."""
+        path = files_report_path(self.root)
+        if not path.is_file():
+            raise DatasetError(f"{path}: not found (the ingest report of its input files)")
+        report = pd.read_parquet(path)
+        missing = [c for c in columns if c not in report.columns]
+        if missing:
+            raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}")
+        return report
+
+
+def open_dataset(root: Path, columns: Sequence[str] = IMAGE_COLUMNS) -> Dataset:
+    """Open the ingest output ``root``: read its manifest and check that it has ``columns``."""
+    path = find_manifest(root)
+    manifest = pd.read_parquet(path)
+    missing = [c for c in columns if c not in manifest.columns]
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}")
+    return Dataset(Path(root), manifest.reset_index(drop=True))

@@ -1,0 +1,88 @@
+"""The ingest stage's run function: the de-identified dataset, its metrics and plots, one MLflow run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from cxrpriv.config import config_to_dict
+from cxrpriv.dataset import VALIDATION_REPORT_FILE
+from cxrpriv.ingest.config import PreprocessConfig
+from cxrpriv.ingest.keys import DeidKey
+from cxrpriv.stages.contract import StageContext
+
+log = logging.getLogger(__name__)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def run_preprocess(
+    config: PreprocessConfig,
+    source_uri: str,
+    labels_uri: str,
+    key: DeidKey,
+    context: StageContext,
+    *,
+    endpoint_url: str | None = None,
+    pseudonym_map: Path | None = None,
+) -> dict[str, Any]:
+    """Ingest the source (a folder or ``s3://`` prefix) with its labels table into ``context.out``, write
+    metrics and plots, and record it all in one MLflow run; returns the metrics. ``pseudonym_map``, if
+    given, receives original patient ID -> pseudonym (identifying: refused inside the output or source)."""
+    from cxrpriv.ingest.labels import LabelsTable
+    from cxrpriv.ingest.report import write_plots
+    from cxrpriv.ingest.sources import open_source, read_uri
+    from cxrpriv.ingest.stage import preprocess
+    from cxrpriv.tracking import stage_run
+
+    out = context.out
+    if pseudonym_map is not None:
+        local_source = None if str(source_uri).startswith("s3://") else Path(source_uri)
+        if _inside(pseudonym_map, out) or (local_source is not None and _inside(pseudonym_map, local_source)):
+            raise ValueError("the pseudonym map must be written outside the output and source folders")
+    if key.is_demo:
+        log.warning("using the public demo key: pseudonyms are not secret; never use it on real patients")
+    elif key.source == "throwaway":
+        log.warning("using a throwaway key: these pseudonyms cannot be reproduced or extended by a later run")
+    labels_bytes = read_uri(labels_uri, endpoint_url)
+    labels = LabelsTable.from_csv(labels_bytes, Path(str(labels_uri)).name)
+    source = open_source(source_uri, endpoint_url)
+    params = {"preprocess": config_to_dict(config)}
+    with stage_run("preprocess", params, context.profile, input_hash="pending", tags=context.tags) as run:
+        run.set_tags({"cxrpriv.deid_key_source": key.source})
+        result = preprocess(
+            config,
+            source,
+            labels,
+            out,
+            key,
+            pseudonym_map=pseudonym_map,
+            progress=context.progress,
+            on_validation_report=lambda report: run.log_dict(report, VALIDATION_REPORT_FILE),
+        )
+        # The input is what was listed: relative paths and sizes of every file, and the labels table.
+        digest = hashlib.sha256(labels_bytes)
+        for path, size in sorted(zip(result.files["path"], result.files["size"], strict=True)):
+            digest.update(f"{path}\0{size}\n".encode())
+        run.set_tags({"cxrpriv.input_hash": digest.hexdigest()[:16]})
+        context.metrics.parent.mkdir(parents=True, exist_ok=True)
+        context.metrics.write_text(json.dumps(result.metrics, indent=1, sort_keys=True) + "\n")
+        run.log_metrics(result.metrics)
+        run.log_artifact(context.metrics)
+        for plot in write_plots(out, result.files, context.plots):
+            run.log_artifact(plot, "plots")
+    counts = result.metrics["outcomes"]
+    log.info(
+        "preprocess: %d ingested, %d quarantined, %d rejected (%d files this run) into %s",
+        counts["ingested"],
+        counts["quarantined"],
+        counts["rejected"],
+        result.metrics["files_processed"],
+        out,
+    )
+    return result.metrics
