@@ -40,8 +40,10 @@ def _value(metrics: dict, path: tuple[str, ...]) -> float:
     return float(metrics)  # type: ignore[arg-type]
 
 
-def run(ingest: Path, profile: str, seeds: list[int], params: Path | None) -> list[dict]:
-    base = load_stage_config(TrainReidConfig, "train_reid", params, profile)
+def run(
+    ingest: Path, profile: str, seeds: list[int], params: Path | None, overrides: dict[str, str]
+) -> list[dict]:
+    base = load_stage_config(TrainReidConfig, "train_reid", params, profile, overrides)
     runs = []
     for seed in seeds:
         # Training seed only: the test pairs keep the stage seed (see the module docstring).
@@ -89,8 +91,12 @@ def main() -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--params", type=Path, default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="train_reid keys over the profile"
+    )
     args = parser.parse_args()
-    runs = run(args.ingest, args.profile, args.seeds, args.params)
+    overrides = dict(item.split("=", 1) for item in args.set)
+    runs = run(args.ingest, args.profile, args.seeds, args.params, overrides)
     args.out.mkdir(parents=True, exist_ok=True)
     machine = {
         "platform": platform.platform(),
@@ -98,7 +104,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
     }
     (args.out / "runs.json").write_text(json.dumps({"machine": machine, "runs": runs}, indent=1) + "\n")
-    print(f"\n{args.profile} profile, {machine}\n")
+    print(f"\n{args.profile} profile {overrides or ''}, {machine}\n")
     print(table(runs))
 
 

@@ -21,19 +21,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cxrpriv.networks.backbones import Backbone, build_backbone, pooled_size
+from cxrpriv.networks.backbones import Backbone, build_backbone
+from cxrpriv.reid.pair_model import PairModel
 
 BUILDER = "cxrpriv.reid.embedding:build_embedder"
 
 
-class CosineEmbedder(nn.Module):
+class CosineEmbedder(PairModel):
     def __init__(
         self, trunk: Backbone, feature_dim: int = 128, pool: str = "flatten", image_size: int = 0
     ) -> None:
-        super().__init__()
-        self.trunk = trunk
-        self.pool = pool
-        self.features = nn.Linear(pooled_size(trunk, pool, image_size), feature_dim)
+        super().__init__(trunk, feature_dim, pool, image_size)
         # Batch-normalizing the features before the unit-length projection keeps every dimension in use.
         self.neck = nn.BatchNorm1d(feature_dim)
         self.register_buffer("slope", torch.tensor(10.0))
@@ -41,9 +39,7 @@ class CosineEmbedder(nn.Module):
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 1, H, W] images in [0, 1] -> [B, feature_dim] unit vectors."""
-        maps = self.trunk(images)
-        pooled = maps.mean(dim=(2, 3)) if self.pool == "average" else maps.flatten(1)
-        return F.normalize(self.neck(self.features(pooled)).float(), dim=-1)
+        return F.normalize(self.neck(self.pooled_features(images)).float(), dim=-1)
 
     def head(self, difference: torch.Tensor) -> torch.Tensor:
         """f_a - f_b (or its absolute value) [..., feature_dim] -> same-patient logits [...]."""
@@ -52,14 +48,6 @@ class CosineEmbedder(nn.Module):
 
     def score(self, features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
         return self.head(features_a - features_b)
-
-    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
-        """[B, 2, H, W] (the two images of each pair as channels) -> [B] logits."""
-        if pairs.ndim != 4 or pairs.shape[1] != 2:
-            raise ValueError(f"expected pairs as [B, 2, H, W], got shape {tuple(pairs.shape)}")
-        features = self.embed(torch.cat([pairs[:, :1], pairs[:, 1:]], dim=0))
-        first, second = features.chunk(2)
-        return self.score(first, second)
 
     def calibrate(self, slope: float, intercept: float) -> None:
         self.slope.fill_(float(slope))

@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cxrpriv.networks.backbones import Backbone, build_backbone, pooled_size
+from cxrpriv.networks.backbones import Backbone, build_backbone
+from cxrpriv.reid.pair_model import PairModel
 from cxrpriv.training.checkpoint import load_state_dict
 
 BUILDER = "cxrpriv.reid.model:build_verifier"
@@ -30,20 +31,16 @@ MODEL_FILE = "model.pt"
 SPEC_FILE = "spec.json"
 
 
-class Verifier(nn.Module):
+class Verifier(PairModel):
     def __init__(
         self, trunk: Backbone, feature_dim: int = 128, pool: str = "average", image_size: int = 0
     ) -> None:
-        super().__init__()
-        self.trunk = trunk
-        self.pool = pool
-        self.features = nn.Linear(pooled_size(trunk, pool, image_size), feature_dim)
+        super().__init__(trunk, feature_dim, pool, image_size)
         self.classifier = nn.Linear(feature_dim, 1)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 1, H, W] images in [0, 1] -> [B, feature_dim] features."""
-        maps = self.trunk(images)
-        return self.features(maps.mean(dim=(2, 3)) if self.pool == "average" else maps.flatten(1))
+        return self.pooled_features(images)
 
     def head(self, difference: torch.Tensor) -> torch.Tensor:
         """|f_a - f_b| [..., feature_dim] -> same-patient logits [...]."""
@@ -51,14 +48,6 @@ class Verifier(nn.Module):
 
     def score(self, features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
         return self.head((features_a - features_b).abs())
-
-    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
-        """[B, 2, H, W] (the two images of each pair as channels) -> [B] logits."""
-        if pairs.ndim != 4 or pairs.shape[1] != 2:
-            raise ValueError(f"expected pairs as [B, 2, H, W], got shape {tuple(pairs.shape)}")
-        features = self.embed(torch.cat([pairs[:, :1], pairs[:, 1:]], dim=0))
-        first, second = features.chunk(2)
-        return self.score(first, second)
 
 
 def build_verifier(
