@@ -49,7 +49,8 @@ def _summary(name: str, history: list[dict[str, float]], batch_images: int, wall
     }
 
 
-def bench_verifier(ingest: Path, steps_per_epoch: int, epochs: int) -> dict[str, Any]:
+def bench_verifier(ingest: Path, steps_per_epoch: int, epochs: int, profile: str = "paper") -> dict[str, Any]:
+    """``profile``: ``paper`` (the metric attacker) or ``paper_siamese`` (the published verifier)."""
     from cxrpriv.reid.config import TrainReidConfig
     from cxrpriv.reid.stage import train_reid
 
@@ -59,16 +60,17 @@ def bench_verifier(ingest: Path, steps_per_epoch: int, epochs: int) -> dict[str,
         "patience": epochs,
         "n_boot": 20,
     }
-    config = load_stage_config(TrainReidConfig, "train_reid", PARAMS, "paper", overrides)
+    config = load_stage_config(TrainReidConfig, "train_reid", PARAMS, profile, overrides)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = train_reid(config, ingest, checkpoint_dir=Path(tmp), device="auto", progress=False)
+    first = result.history[0]
     summary = _summary(
-        f"verifier {config.backbone} {config.image_size}px",
+        f"verifier ({config.method}) {config.backbone} {config.image_size}px",
         result.history,
-        2 * config.batch_size,
+        round(first["train_images"] / max(first["train_steps"], 1)),  # films per step: pairs count twice
         time.perf_counter() - start,
     )
     summary["test_auc"] = result.metrics.get("verification", {}).get("auc", {}).get("value")
@@ -112,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=25, help="Epochs per model (early stopping is off).")
     parser.add_argument("--steps-per-epoch", type=int, default=50, help="Cap on steps per epoch.")
     parser.add_argument("--only", choices=("verifier", "classifier"), default=None)
+    parser.add_argument(
+        "--verifier-profiles",
+        nargs="+",
+        default=["paper", "paper_siamese"],
+        help="train_reid profiles to time (the metric attacker, the published siamese verifier).",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     epochs = args.epochs
@@ -119,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {device}; torch {torch.__version__}; python {sys.version.split()[0]}", flush=True)
     rows = []
     if args.only in (None, "verifier"):
-        rows.append(bench_verifier(args.ingest, args.steps_per_epoch, epochs))
-        print(json.dumps(rows[-1]), flush=True)
+        for profile in args.verifier_profiles:
+            rows.append(bench_verifier(args.ingest, args.steps_per_epoch, epochs, profile))
+            print(json.dumps(rows[-1]), flush=True)
     if args.only in (None, "classifier"):
         rows.append(bench_classifier(args.ingest, args.priors, args.steps_per_epoch, epochs))
         print(json.dumps(rows[-1]), flush=True)

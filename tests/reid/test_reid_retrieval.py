@@ -89,3 +89,50 @@ def test_perfectly_separated_identities_score_one():
     features = torch.tensor(np.eye(5)[ids] * 10, dtype=torch.float32)
     summary, _ = retrieval_metrics(features, ids, head=None, k=10)
     assert summary["map_at_r"] == summary["precision_at_1"] == summary["r_precision"] == 1.0
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_queries_against_a_separate_gallery_match_brute_force(aligned: bool):
+    """Anonymized queries against original films: a query's own film (its aligned gallery row) is left
+    out and not counted as relevant; an unaligned gallery is searched whole."""
+    features, ids = _planted(seed=7)
+    gallery = features + 0.3 * torch.randn(features.shape, generator=torch.Generator().manual_seed(8))
+    gallery_ids = ids if aligned else ids[::-1].copy()
+    gallery = gallery if aligned else gallery.flip(0)
+    linear = _head(seed=9)
+
+    def head(difference: torch.Tensor) -> torch.Tensor:
+        return linear(difference).squeeze(-1)
+
+    k = len(ids)  # the whole gallery on the shortlist: ranking by the head alone
+    with torch.no_grad():
+        summary, per_query = retrieval_metrics(
+            features,
+            ids,
+            head,
+            k=k,
+            chunk=4,
+            gallery=gallery,
+            gallery_identities=gallery_ids,
+            aligned=aligned,
+        )
+        scores = head((features[:, None] - gallery[None]).abs())
+    ap, p1 = [], []
+    for q in range(len(ids)):
+        candidates = [g for g in range(len(gallery)) if not (aligned and g == q)]
+        order = sorted(candidates, key=lambda g: -float(scores[q, g]))
+        hits = [bool(gallery_ids[g] == ids[q]) for g in order]
+        r = sum(hits)
+        assert per_query["n_relevant"][q] == r
+        if r == 0:
+            continue
+        ap.append(sum(sum(hits[: i + 1]) / (i + 1) for i in range(r) if hits[i]) / r)
+        p1.append(float(hits[0]))
+    assert summary["map_at_r"] == pytest.approx(np.mean(ap))
+    assert summary["precision_at_1"] == pytest.approx(np.mean(p1))
+
+
+def test_a_gallery_needs_one_identity_per_item():
+    features, ids = _planted()
+    with pytest.raises(ValueError, match="one identity per gallery item"):
+        retrieval_metrics(features, ids, None, gallery=features, gallery_identities=ids[:-1])
