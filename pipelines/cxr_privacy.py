@@ -17,11 +17,12 @@ from components.synthesize.component import synthesize
 from components.train_classifier.component import train_classifier
 from components.train_reid.component import train_reid
 from cxrpriv.config import DEFAULT_PARAMS_FILE, read_params, stage_values
-from cxrpriv.stages.registry import stage_names
+from cxrpriv.stages.registry import pipeline_stage_names
 from pipelines.resources import cpu_task, gpu_task
 
-# Every stage of the registry has a component and a `<stage>_config` pipeline parameter.
-STAGES = stage_names()
+# Every pipeline stage of the registry has a component and a `<stage>_config` pipeline parameter (a row with
+# in_pipeline=False, a stage not wired in yet, has neither here).
+STAGES = pipeline_stage_names()
 # The de-identification key: a Kubernetes secret in the pipeline's namespace, given to the preprocess step
 # as $CXRPRIV_DEID_KEY (kubectl create secret generic cxrpriv-deid-key --from-literal=key=<64 hex digits>).
 DEID_KEY_SECRET = "cxrpriv-deid-key"

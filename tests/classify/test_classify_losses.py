@@ -90,3 +90,19 @@ def test_dice_bce_on_a_hand_computed_case():
     dice = (2 * 0.5 + 1) / (1.0 + 1.0 + 1)  # smooth = 1
     expected = math.log(2) + (1 - dice)
     assert float(dice_bce(logits, target)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_finding_loss_is_the_loss_of_each_prior_correction():
+    from cxrpriv.classify.losses import bce, finding_loss, forward_corrected, soft_target_bce
+
+    channel = NoiseChannel.from_priors([0.8, 0.6], [0.05, 0.1], [0.3, 0.2])
+    logits, mined = torch.tensor([[0.5, -1.0], [2.0, 0.1]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    torch.testing.assert_close(finding_loss(logits, mined, None, "none"), bce(logits, mined))
+    torch.testing.assert_close(
+        finding_loss(logits, mined, channel, "forward"), forward_corrected(logits, mined, channel)
+    )
+    torch.testing.assert_close(
+        finding_loss(logits, mined, channel, "soft"), soft_target_bce(logits, mined, channel)
+    )
+    with pytest.raises(ValueError, match="noise channel"):
+        finding_loss(logits, mined, None, "forward")

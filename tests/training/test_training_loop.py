@@ -97,3 +97,88 @@ def test_a_finished_run_resumes_to_its_result_without_training(tmp_path: Path) -
     _, again = _train(store, epochs=3, crash_at_step=1)  # would crash if it trained a single step
     assert again.resumed_after_epoch == 3
     assert again.history == first.history
+
+
+# --- a stage that owns its step: two players, two optimizers ---------------------------------------------
+
+
+def _train_two_players(checkpoint: CheckpointStore | None, epochs: int, crash_at_step: int | None = None):
+    from cxrpriv.training.loop import StateGroup
+
+    seed_everything(7)
+    players = nn.ModuleDict(
+        {"first": nn.Linear(1, 1), "second": nn.Sequential(nn.Linear(1, 4), nn.Linear(4, 1))}
+    )
+    optimizers = StateGroup(
+        first=torch.optim.Adam(players["first"].parameters(), lr=0.05),
+        second=torch.optim.SGD(players["second"].parameters(), lr=0.05, momentum=0.9),
+    )
+    steps = {"n": 0}
+
+    def batches(epoch: int) -> list[torch.Tensor]:
+        order = epoch_rng(7, epoch, "shuffle").permutation(len(X))
+        return [torch.as_tensor(order[i : i + 16]) for i in range(0, len(X), 16)]
+
+    def step(index: torch.Tensor) -> dict[str, float]:
+        steps["n"] += 1
+        if crash_at_step is not None and steps["n"] == crash_at_step:
+            raise Crash("killed mid-epoch")
+        # the second player fits what the first one leaves over, after the first has stepped
+        optimizers["first"].zero_grad()
+        first = nn.functional.mse_loss(players["first"](X[index]), Y[index])
+        first.backward()
+        optimizers["first"].step()
+        optimizers["second"].zero_grad()
+        residual = (Y[index] - players["first"](X[index])).detach()
+        second = nn.functional.mse_loss(players["second"](X[index]), residual)
+        second.backward()
+        optimizers["second"].step()
+        return {"loss": float(first.detach()), "second": float(second.detach())}
+
+    def validate() -> dict[str, float]:
+        return {"loss": float(nn.functional.mse_loss(players["first"](X), Y))}
+
+    settings = LoopSettings(max_epochs=epochs, patience=10, seed=7, progress=False)
+    result = fit(
+        players,
+        optimizers,
+        train_batches=batches,
+        step=step,
+        validate=validate,
+        accelerator=select_accelerator("cpu"),
+        settings=settings,
+        checkpoint=checkpoint,
+    )
+    return players, result
+
+
+def test_a_stage_owned_step_resumes_every_player_and_optimizer(tmp_path: Path) -> None:
+    reference, ref_result = _train_two_players(None, epochs=4)
+    assert all("train_second" in r and r["train_loss"] > 0 for r in ref_result.history)
+    store = CheckpointStore(tmp_path, fingerprint="cfg")
+    with pytest.raises(Crash):
+        _train_two_players(store, epochs=4, crash_at_step=4 * 2 + 2)  # 4 steps per epoch: dies in epoch 3
+    resumed, result = _train_two_players(store, epochs=4)
+    assert result.resumed_after_epoch == 2
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the SGD momentum and the Adam moments came back too
+    assert [h["train_second"] for h in result.history] == [h["train_second"] for h in ref_result.history]
+
+
+def test_the_loop_takes_exactly_one_of_training_loss_and_step() -> None:
+    model = nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    settings = LoopSettings(max_epochs=1, patience=1, seed=0, progress=False)
+    common = {"train_batches": lambda epoch: [], "validate": lambda: {"loss": 0.0}}
+    with pytest.raises(ValueError, match="exactly one"):
+        fit(model, optimizer, accelerator=select_accelerator("cpu"), settings=settings, **common)
+    with pytest.raises(ValueError, match="exactly one"):
+        fit(
+            model,
+            optimizer,
+            training_loss=lambda b: b,
+            step=lambda b: {"loss": 0.0},
+            accelerator=select_accelerator("cpu"),
+            settings=settings,
+            **common,
+        )

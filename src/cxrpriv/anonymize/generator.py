@@ -17,6 +17,7 @@ Kept as a state dict plus a spec (builder and its arguments), like the verifier
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -143,12 +144,14 @@ class Anonymizer(nn.Module):
             )
         return noise.to(device=images.device, dtype=images.dtype)
 
-    def forward(
+    def raw_field(
         self,
         images: torch.Tensor,
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> torch.Tensor:
+        """The generator's output [B, 2, H, W] in (-1, 1), before smoothing and the bound (what identity
+        pretraining pulls to zero: independent of mu, so it also works at mu = 0)."""
         if images.ndim != 4 or images.shape[1] != 1:
             raise ValueError(f"expected grayscale films [B, 1, H, W], got shape {tuple(images.shape)}")
         multiple = self.generator.multiple
@@ -158,8 +161,28 @@ class Anonymizer(nn.Module):
             )
         extra = self._noise(images, noise, generator)
         inputs = images if extra is None else torch.cat([images, extra], dim=1)
-        displacement = bounded_displacement(self.generator(inputs), self.mu, self.sigma, self.kernel)
+        # float32 from here on: under autocast the U-Net may run in half precision, but the smoothing,
+        # the bound and the sampling grid should not (a bfloat16 grid is off by a pixel at 256 px).
+        return self.generator(inputs).float()
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = self.raw_field(images, noise, generator)
+        displacement = bounded_displacement(raw, self.mu, self.sigma, self.kernel)
         return warp(images, displacement), displacement
+
+    def predict_images(self, images: torch.Tensor) -> torch.Tensor:
+        """The anonymized films alone (what the registered MLflow model returns), noise seeded from each
+        film's own pixels: a film gets the same warp whatever batch it comes in."""
+        noise = None
+        if self.noise_channels:
+            seeds = [zlib.crc32(image.detach().cpu().numpy().tobytes()) for image in images]
+            noise = self.seeded_noise(seeds, images)
+        return self(images, noise=noise)[0]
 
 
 def build_anonymizer(

@@ -134,6 +134,15 @@ def load_data(
     )
 
 
+def noise_channel_from_priors(
+    priors_path: Path, findings: tuple[str, ...], mined_prevalence: np.ndarray
+) -> tuple[NoiseChannel, dict[str, Any]]:
+    """The text-mining noise channel of ``findings`` from a ``priors.json`` and the training split's
+    text-mined prevalence, as the classifier builds it (and a summary of what was used, per finding);
+    findings without a usable prior get the noise-free channel. ClassifierInputError names the file."""
+    return _channel(_read_priors(Path(priors_path)), findings, mined_prevalence, Path(priors_path))
+
+
 def _read_priors(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ClassifierInputError(f"{path}: not found (run `cxrpriv priors` first)")

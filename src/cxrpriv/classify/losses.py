@@ -82,6 +82,26 @@ def soft_target_bce(logits: torch.Tensor, mined: torch.Tensor, channel: NoiseCha
     return F.binary_cross_entropy_with_logits(logits.float(), soft_targets(mined, channel))
 
 
+PRIOR_CORRECTIONS = ("none", "forward", "soft")
+
+
+def finding_loss(
+    logits: torch.Tensor, mined: torch.Tensor, channel: NoiseChannel | None, correction: str
+) -> torch.Tensor:
+    """The classifier's loss on text-mined labels under a prior correction (``none``, ``forward`` or
+    ``soft``; the last two need the ``channel`` from priors.json). The classifier trains with it, and the
+    anonymizer scores its utility with it, so both mean the same thing by "the classifier's loss"."""
+    if correction not in PRIOR_CORRECTIONS:
+        raise ValueError(f"correction must be one of {', '.join(PRIOR_CORRECTIONS)}, not {correction!r}")
+    if correction == "none":
+        return bce(logits.float(), mined)
+    if channel is None:
+        raise ValueError(f"the {correction} correction needs the noise channel from priors.json")
+    if correction == "forward":
+        return forward_corrected(logits, mined, channel)
+    return soft_target_bce(logits, mined, channel)
+
+
 def comorbidity_penalty(probabilities: torch.Tensor, conditional: torch.Tensor) -> torch.Tensor:
     """How far the batch's predicted co-occurrence is from the priors' P(j | i).
 

@@ -3,17 +3,29 @@ anatomy head (a small decoder from the trunk's feature map to right lung, left l
 
 ``forward`` returns the finding logits only, so the registered MLflow model and every caller see one tensor;
 training with the anatomy head calls :meth:`Classifier.forward_with_masks`.
+
+Kept as a state dict (``model.pt``) plus ``spec.json`` (builder and its arguments, findings, input size,
+priors used), so the anonymizer and the evaluate stage rebuild it with :func:`load_classifier` and never
+unpickle code.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cxrpriv.networks.backbones import build_backbone
+from cxrpriv.training.checkpoint import load_state_dict
 
 ANATOMY_CHANNELS = 3  # right lung, left lung, heart
+BUILDER = "cxrpriv.classify.model:build_classifier"
+MODEL_FILE = "model.pt"
+SPEC_FILE = "spec.json"
 
 
 class AnatomyHead(nn.Module):
@@ -76,3 +88,24 @@ def build_classifier(
 ) -> Classifier:
     """The builder the MLflow model spec names (``cxrpriv.classify.model:build_classifier``)."""
     return Classifier(backbone, width, depth, n_findings, anatomy_head, dropout, stem)
+
+
+def load_classifier(directory: Path, device: torch.device | str = "cpu") -> tuple[Classifier, dict[str, Any]]:
+    """The trained classifier of a ``train_classifier`` output (``model.pt`` + ``spec.json``), in eval mode.
+
+    The spec names the findings (``findings``, the order of the logits) and the size the network sees
+    (``input_size``; ``image_size``, where present, is the size images were resized to before the center
+    crop of ``input_size``).
+    """
+    directory = Path(directory)
+    spec_path = directory / SPEC_FILE
+    if not spec_path.is_file():
+        raise FileNotFoundError(
+            f"{spec_path}: no classifier spec here (is {directory} a train_classifier output?)"
+        )
+    spec = json.loads(spec_path.read_text())
+    if spec.get("builder") != BUILDER:
+        raise ValueError(f"{spec_path}: builder {spec.get('builder')!r} is not the classifier's ({BUILDER})")
+    model = build_classifier(**spec["kwargs"])
+    model.load_state_dict(load_state_dict(directory / MODEL_FILE))
+    return model.to(device).eval(), spec

@@ -73,6 +73,9 @@ def run_train_classifier(
             **result.spec,
             "findings": list(data.findings),
             "input_size": config.input_size or bank_size,
+            # The size images are resized to before the center crop of input_size (readers that feed
+            # the classifier other images, e.g. the anonymizer, reproduce its evaluation view from it).
+            "image_size": bank_size,
             "priors": data.priors_summary,
         }
         (out_dir / "spec.json").write_text(json.dumps(spec, indent=1) + "\n")

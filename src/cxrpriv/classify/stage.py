@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from cxrpriv.classify.config import ClassifierConfig
 from cxrpriv.classify.data import ClassifierData
 from cxrpriv.classify.evaluation import auc_report, roc_auc
-from cxrpriv.classify.losses import bce, comorbidity_penalty, dice_bce, forward_corrected, soft_target_bce
-from cxrpriv.classify.model import Classifier, build_classifier
+from cxrpriv.classify.losses import comorbidity_penalty, dice_bce, finding_loss
+from cxrpriv.classify.model import BUILDER, Classifier, build_classifier
 from cxrpriv.config import config_to_dict
 from cxrpriv.ingest.shards import ShardReader
 from cxrpriv.training.accelerator import Accelerator
@@ -31,8 +31,6 @@ from cxrpriv.training.checkpoint import CheckpointStore
 from cxrpriv.training.image_bank import ImageBank
 from cxrpriv.training.loop import FitResult, LoopSettings, fit
 from cxrpriv.training.seeding import epoch_rng, seed_everything
-
-BUILDER = "cxrpriv.classify.model:build_classifier"
 
 
 @dataclass
@@ -141,13 +139,7 @@ def train_classifier(
     )
 
     def main_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if config.prior_correction == "forward":
-            assert data.channel is not None
-            return forward_corrected(logits, labels, data.channel)
-        if config.prior_correction == "soft":
-            assert data.channel is not None
-            return soft_target_bce(logits, labels, data.channel)
-        return bce(logits.float(), labels)
+        return finding_loss(logits, labels, data.channel, config.prior_correction)
 
     def train_batches(epoch: int) -> list[dict[str, Any]]:
         order = epoch_rng(config.seed, epoch, "shuffle").permutation(len(data.train))

@@ -104,9 +104,7 @@ def train_reid(
     trainer = setup(config, data, kwargs)
     store = None
     if checkpoint_dir is not None:
-        store = CheckpointStore(
-            Path(checkpoint_dir), run_fingerprint(config, manifest_path(ingest_dir))
-        )
+        store = CheckpointStore(Path(checkpoint_dir), run_fingerprint(config, manifest_path(ingest_dir)))
     fitted, history = _fit(config, trainer, accelerator, store, progress, on_epoch_end)
     trainer.module.load_state_dict(fitted.best_state)
     trainer.module.eval()

@@ -7,6 +7,11 @@ is also the CLI subcommand, the ``params.yaml`` section, the MLflow ``cxrpriv.st
 ``metrics/<name>.json`` and ``plots/<name>/``. ``tests/test_stages.py`` checks the table against the code,
 ``components/``, ``dvc.yaml``, ``params.yaml`` and the pipeline.
 
+A row with ``in_pipeline=False`` is a stage that is built (library, command, component, params section) but
+not yet wired into ``dvc.yaml`` and the KFP pipeline: the CLI has it, :func:`pipeline_stages` leaves it out,
+and the tests check that neither ``dvc.yaml`` nor the pipeline has it yet. Wiring it in is setting the flag
+back to True together with its ``dvc.yaml`` stage and pipeline step.
+
 Command modules are imported by name when the CLI builds its parser (:func:`stage_commands`): this module
 imports no stage, the command modules import only the contract, and no module imports the CLI.
 """
@@ -25,6 +30,7 @@ class Stage:
     command: str  # "module:ATTRIBUTE" of the stage's StageCommand
     component: str = ""  # folder under components/ holding component.py (default: the name)
     dvc_stage: str = ""  # stage in dvc.yaml (default: the name)
+    in_pipeline: bool = True  # False: CLI and component only, not yet in dvc.yaml / the KFP pipeline
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "component", self.component or self.name)
@@ -55,11 +61,22 @@ STAGES: tuple[Stage, ...] = (
     Stage("preprocess", "cxrpriv.ingest.command:PREPROCESS"),
     Stage("train_reid", "cxrpriv.reid.command:TRAIN_REID"),
     Stage("train_classifier", "cxrpriv.classify.command:TRAIN_CLASSIFIER"),
+    Stage("train_anonymizer", "cxrpriv.anonymize.command:TRAIN_ANONYMIZER", in_pipeline=False),
 )
 
 
 def stage_names() -> tuple[str, ...]:
+    """Every stage, the CLI's subcommands."""
     return tuple(stage.name for stage in STAGES)
+
+
+def pipeline_stages() -> tuple[Stage, ...]:
+    """The stages that ``dvc.yaml`` and the KFP pipeline run, in order (rows with ``in_pipeline``)."""
+    return tuple(stage for stage in STAGES if stage.in_pipeline)
+
+
+def pipeline_stage_names() -> tuple[str, ...]:
+    return tuple(stage.name for stage in pipeline_stages())
 
 
 def stage_commands() -> list[StageCommand]:

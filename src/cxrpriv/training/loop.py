@@ -6,6 +6,15 @@ A stage supplies three callables: ``train_batches(epoch)`` (an iterable of batch
 returns metrics including the monitored one). Because each epoch draws from streams seeded by
 ``(seed, epoch)``, a run killed at any point and resumed from its last checkpoint ends with the same weights
 as a run that was never interrupted (on CPU bit for bit; on CUDA up to non-deterministic kernels).
+
+A stage with more than one player (the anonymizer's generator against its verifier and classifier) owns its
+optimizers: it passes ``step(batch) -> metrics`` instead of ``training_loss``. The loop then leaves the
+backward passes, optimizer steps, autocast and loss scaling to ``step``, and only iterates, times, averages
+the returned metrics (``"loss"`` is required: it becomes ``train_loss``; any other key ``k`` becomes
+``train_k``), validates, stops early and checkpoints. The ``optimizer`` argument is then whatever holds the
+stage's optimizer state, e.g. a :class:`StateGroup` of several optimizers and a gradient scaler: the loop
+only calls its ``state_dict`` / ``load_state_dict``, and ``model`` should hold every module whose weights
+change, so that the checkpoint and the best state cover them all.
 """
 
 from __future__ import annotations
@@ -13,9 +22,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -23,6 +32,32 @@ from tqdm.auto import tqdm
 from cxrpriv.training.accelerator import Accelerator
 from cxrpriv.training.checkpoint import CheckpointStore
 from cxrpriv.training.seeding import seed_torch_for_epoch
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class StateGroup:
+    """Several stateful training objects (optimizers, gradient scalers) checkpointed as one, by name: what a
+    stage that owns its ``step`` hands :func:`fit` as its ``optimizer``."""
+
+    def __init__(self, **members: Stateful) -> None:
+        self.members = members
+
+    def __getitem__(self, name: str) -> Any:
+        return self.members[name]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: member.state_dict() for name, member in self.members.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) != set(self.members):
+            raise KeyError(f"checkpointed state holds {sorted(state)}, expected {sorted(self.members)}")
+        for name, member in self.members.items():
+            member.load_state_dict(state[name])
 
 
 @dataclass(frozen=True)
@@ -54,18 +89,23 @@ def _improved(score: float, best: float, mode: str) -> bool:
 
 def fit(
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | Stateful,
     *,
     train_batches: Callable[[int], Iterable[Any]],
-    training_loss: Callable[[Any], torch.Tensor],
+    training_loss: Callable[[Any], torch.Tensor] | None = None,
     validate: Callable[[], dict[str, float]],
     accelerator: Accelerator,
     settings: LoopSettings,
     checkpoint: CheckpointStore | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    step: Callable[[Any], Mapping[str, float | torch.Tensor]] | None = None,
 ) -> FitResult:
+    """Train ``model`` epoch by epoch; exactly one of ``training_loss`` (the loop steps ``optimizer``) and
+    ``step`` (the stage steps its own optimizers) must be given."""
     if settings.mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', not {settings.mode!r}")
+    if (training_loss is None) == (step is None):
+        raise ValueError("give exactly one of training_loss (the loop steps the optimizer) and step")
     scaler = accelerator.grad_scaler()
     worst = math.inf if settings.mode == "min" else -math.inf
     state: dict[str, Any] = {
@@ -91,6 +131,7 @@ def fit(
         seed_torch_for_epoch(settings.seed, epoch)
         model.train()
         total, count, data_seconds = 0.0, 0, 0.0
+        extra: dict[str, float] = {}  # sums of the other metrics a stage's step returns
         start = time.perf_counter()
         batches = train_batches(epoch)
         length = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
@@ -108,13 +149,21 @@ def fit(
             except StopIteration:
                 break
             data_seconds += time.perf_counter() - fetch
-            optimizer.zero_grad(set_to_none=True)
-            with accelerator.autocast():
-                loss = training_loss(batch)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            value = float(loss.detach())
+            if step is not None:
+                metrics = step(batch)
+                value = float(metrics["loss"])
+                for key, metric in metrics.items():
+                    if key != "loss":
+                        extra[key] = extra.get(key, 0.0) + float(metric)
+            else:
+                assert training_loss is not None
+                optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+                with accelerator.autocast():
+                    loss = training_loss(batch)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)  # type: ignore[arg-type]
+                scaler.update()
+                value = float(loss.detach())
             total += value
             count += 1
             bar.update(1)
@@ -132,6 +181,7 @@ def fit(
         record = {
             "epoch": float(epoch),
             "train_loss": total / max(count, 1),
+            **{f"train_{k}": v / max(count, 1) for k, v in extra.items()},
             "train_steps": float(count),
             "train_seconds": train_seconds,
             "data_seconds": data_seconds,

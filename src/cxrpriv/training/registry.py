@@ -3,7 +3,8 @@
 MLflow's PyTorch flavour pickles whole modules (or exports a fixed-batch graph); we keep weights as a state
 dict, so the registered model is a pyfunc whose artifacts are the state dict and the builder's arguments.
 Loading calls the builder (a ``module:function`` path in this library) and ``load_state_dict`` with
-``weights_only=True``. ``predict`` takes float images [n, 1, H, W] in [0, 1] and returns the module's output.
+``weights_only=True``. ``predict`` takes float images [n, 1, H, W] in [0, 1] and returns the module's output
+(its ``predict_images`` method's, where it has one).
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ def _python_model_class() -> type:
 
         # No type hints here: MLflow would read them as a (wrong) input schema.
         def predict(self, context, model_input, params=None):  # noqa: ANN001
+            # A module whose forward returns more than its images (the anonymizer: warped films and their
+            # displacement) says what to serve with a predict_images method.
+            forward = getattr(self.module, "predict_images", self.module)
             with torch.no_grad():
                 x = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
-                return self.module(x).numpy()
+                return forward(x).numpy()
 
     return StateDictModel
 

@@ -1,0 +1,86 @@
+"""``cxrpriv train_anonymizer``: the CLI spec of the anonymizer stage (its inputs, outputs and device; the
+run, with its outputs, is :mod:`.run`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+from cxrpriv.anonymize import REGISTERED_NAME, AnonymizerInputError
+from cxrpriv.anonymize.config import TrainAnonymizerConfig
+from cxrpriv.stages.contract import (
+    StageCommand,
+    StageContext,
+    add_output_options,
+    add_progress_option,
+    add_training_options,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _add_io(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ingest", type=Path, default=Path("data/ingest"), help="Ingest output (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--verifier",
+        type=Path,
+        default=Path("data/reid"),
+        help="The trained verifier, a train_reid output (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--classifier",
+        type=Path,
+        default=Path("data/classifier"),
+        help="The trained classifier, a train_classifier output (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--priors",
+        type=Path,
+        default=Path("data/priors/priors.json"),
+        help="priors.json of the priors stage, for the classifier loss's label-noise (forward) correction "
+        "(default: %(default)s).",
+    )
+    parser.add_argument(
+        "--no-priors",
+        action="store_true",
+        help="No label-noise correction: the utility term is plain BCE on the text-mined labels.",
+    )
+    add_output_options(parser, "train_anonymizer", Path("data/anonymizer"), "Output directory")
+    add_training_options(parser)
+    parser.add_argument(
+        "--model-name",
+        default=REGISTERED_NAME,
+        help="Name under which the generator is registered in MLflow; empty: do not register "
+        "(default: %(default)s).",
+    )
+    add_progress_option(parser)
+
+
+def _run(config: TrainAnonymizerConfig, args: argparse.Namespace, context: StageContext) -> int:
+    from cxrpriv.anonymize.run import run_train_anonymizer
+    from cxrpriv.training.checkpoint import CheckpointMismatch
+
+    context = dataclasses.replace(
+        context, model_name=args.model_name or None, register_model=bool(args.model_name)
+    )
+    priors = None if args.no_priors else args.priors
+    try:
+        run_train_anonymizer(config, args.ingest, args.verifier, args.classifier, priors, context)
+    except (AnonymizerInputError, CheckpointMismatch) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+TRAIN_ANONYMIZER = StageCommand(
+    name="train_anonymizer",
+    help="Train the learned anonymizer (a bounded smooth warp, PriCheXy-Net style) against the trained "
+    "verifier and classifier.",
+    config_cls=TrainAnonymizerConfig,
+    add_io=_add_io,
+    run=_run,
+)

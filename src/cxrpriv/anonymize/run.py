@@ -1,0 +1,159 @@
+"""The anonymizer stage's run function: train, write the outputs, metrics and plots, log one MLflow run and
+register the generator.
+
+Outputs (``context.out``): ``model.pt`` (the generator's state dict; load with
+:func:`cxrpriv.anonymize.model.load_anonymizer`, ``weights_only=True``), ``spec.json`` (how to rebuild it:
+:func:`~cxrpriv.anonymize.generator.anonymizer_spec`) and ``history.json`` (device, config, per-epoch
+records of both phases). The resumable checkpoints live outside the output (``context.checkpoint_dir``,
+default ``<out>.checkpoint``), because DVC deletes a stage's outputs before rerunning it; they are deleted
+once the outputs are written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from cxrpriv.anonymize import REGISTERED_NAME, AnonymizerInputError
+from cxrpriv.anonymize.config import TrainAnonymizerConfig
+from cxrpriv.config import config_to_dict
+from cxrpriv.dataset import DatasetError, find_manifest
+from cxrpriv.stages.contract import StageContext
+
+log = logging.getLogger(__name__)
+
+
+def _finite(values: Any) -> Any:
+    """NaN as JSON null, not the non-standard NaN."""
+    if isinstance(values, dict):
+        return {k: _finite(v) for k, v in values.items()}
+    if isinstance(values, list):
+        return [_finite(v) for v in values]
+    if isinstance(values, float) and not math.isfinite(values):
+        return None
+    return values
+
+
+def run_train_anonymizer(
+    config: TrainAnonymizerConfig,
+    ingest_dir: Path,
+    verifier_dir: Path,
+    classifier_dir: Path,
+    priors_path: Path | None,
+    context: StageContext,
+) -> dict[str, Any]:
+    """Train the anonymizer against the trained verifier (``verifier_dir``, a train_reid output) and
+    classifier (``classifier_dir``, a train_classifier output) on the ingest output ``ingest_dir``, with the
+    label-noise correction of ``priors_path`` (None: none); write the outputs, metrics and plots and log one
+    MLflow run; returns the metrics. ``context.restart`` discards an interrupted run's checkpoints first."""
+    from cxrpriv.anonymize.model import MODEL_FILE, SPEC_FILE
+    from cxrpriv.anonymize.report import write_plots
+    from cxrpriv.anonymize.stage import train_anonymizer
+    from cxrpriv.tracking import hash_inputs, stage_run
+    from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict
+    from cxrpriv.training.registry import log_state_dict_model
+
+    config.validate()
+    out, progress = context.out, context.progress
+    checkpoint_dir = context.checkpoint_dir or default_checkpoint_dir(out)
+    if context.restart:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    try:
+        inputs = [find_manifest(ingest_dir)]
+    except DatasetError as exc:
+        raise AnonymizerInputError(str(exc)) from exc
+    for option, directory in (("--verifier", Path(verifier_dir)), ("--classifier", Path(classifier_dir))):
+        files = [directory / "model.pt", directory / "spec.json"]
+        missing = [str(p) for p in files if not p.is_file()]
+        if missing:  # before the MLflow run: nothing to log for a run that cannot start
+            raise AnonymizerInputError(f"{option}: {', '.join(missing)} not found")
+        inputs += files
+    if priors_path is not None:
+        if not Path(priors_path).is_file():
+            raise AnonymizerInputError(f"{priors_path}: not found (run `cxrpriv priors`, or --no-priors)")
+        inputs.append(Path(priors_path))
+    params = {"train_anonymizer": config_to_dict(config)}
+    with stage_run(
+        "train_anonymizer", params, context.profile, input_hash=hash_inputs(inputs), tags=context.tags
+    ) as run:
+
+        def log_epoch(epoch: int, record: dict[str, float]) -> None:
+            run.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+            if not progress:
+                log.info(
+                    "train_anonymizer epoch %d: loss %.4f, validation re-ID AUC %.4f, classifier AUC %.4f, "
+                    "score %.4f, largest displacement %.2f px",
+                    epoch,
+                    record["train_loss"],
+                    record["val_reid_auc"],
+                    record["val_classifier_auc"],
+                    record["val_score"],
+                    record["val_displacement_max_px"],
+                )
+
+        result = train_anonymizer(
+            config,
+            ingest_dir,
+            verifier_dir,
+            classifier_dir,
+            priors_path,
+            checkpoint_dir,
+            context.device,
+            progress,
+            on_epoch_end=log_epoch,
+        )
+        resumed = result.metrics["training"]["resumed_after_epoch"]
+        for record in result.history[:resumed]:  # epochs trained by an earlier, interrupted process
+            run.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))
+        for record in result.pretrain_history:
+            run.log_metrics(
+                {"pretrain_loss": record["train_loss"], "pretrain_val_loss": record["val_loss"]},
+                step=int(record["epoch"]),
+            )
+        run.set_tags({f"cxrpriv.{k}": v for k, v in result.device.items()})
+
+        out.mkdir(parents=True, exist_ok=True)
+        model_path = out / MODEL_FILE
+        save_state_dict(result.model, model_path)
+        (out / SPEC_FILE).write_text(json.dumps(result.spec, indent=1) + "\n")
+        history = {
+            "device": result.device,
+            "config": config_to_dict(config),
+            "pretrain": result.pretrain_history,
+            "epochs": result.history,
+        }
+        (out / "history.json").write_text(json.dumps(_finite(history), indent=1) + "\n")
+        metrics = _finite(result.metrics)
+        context.metrics.parent.mkdir(parents=True, exist_ok=True)
+        context.metrics.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+        plots = write_plots(result.history, result.metrics, result.examples, context.plots)
+
+        run.log_metrics(metrics)
+        for path in (context.metrics, out / SPEC_FILE, out / "history.json"):
+            run.log_artifact(path)
+        for plot in plots:
+            run.log_artifact(plot, "plots")
+        log_state_dict_model(model_path, result.spec, context.registered_name(REGISTERED_NAME))
+    # The outputs are complete: the checkpoints are no longer needed to finish this run.
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    original, anonymized = result.metrics["original"], result.metrics["anonymized"]
+    log.info(
+        "train_anonymizer on %s: validation re-ID AUC %.4f -> %.4f (%.4f-%.4f), classifier AUC %.4f -> "
+        "%.4f, largest displacement %.2f px, best epoch %d of %d; written to %s",
+        result.device["device_name"],
+        original["reid_auc"],
+        anonymized["reid_auc"],
+        anonymized["reid_auc_low"],
+        anonymized["reid_auc_high"],
+        original["classifier_auc"],
+        anonymized["classifier_auc"],
+        anonymized["displacement_max_px"],
+        result.metrics["training"]["best_epoch"],
+        result.metrics["training"]["epochs"],
+        out,
+    )
+    return metrics
