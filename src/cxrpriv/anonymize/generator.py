@@ -22,8 +22,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from monai.networks.layers.factories import Act
-from monai.networks.nets import UNet
 from torch import nn
 
 from cxrpriv.anonymize.noise import Seeds, image_noise
@@ -60,6 +58,8 @@ def _head(width: int, act: str, init_scale: float) -> nn.Sequential:
     with torch.no_grad():
         conv.weight.mul_(init_scale)
         conv.bias.zero_()
+    from monai.networks.layers.factories import Act  # lazily: `import monai` imports mlflow
+
     return nn.Sequential(Act[act](), conv)
 
 
@@ -77,6 +77,8 @@ def build_generator(
         raise ValueError(f"a U-Net needs at least two levels of widths, got {widths}")
     if noise_channels < 0:
         raise ValueError(f"noise_channels must be >= 0, got {noise_channels}")
+    from monai.networks.nets import UNet  # lazily: `import monai` imports mlflow, and is slow
+
     in_channels = 1 + noise_channels
     body = UNet(
         spatial_dims=2,
