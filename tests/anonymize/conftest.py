@@ -7,13 +7,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from cxrpriv.anonymize.config import TrainAnonymizerConfig
 from tests.classify.conftest import handmade_priors, tiny_classifier_config
-from tests.reid.conftest import tiny_reid_config
+from tests.reid.conftest import tiny_reid_config, write_easy_identities
 
 SIZE = 32
 FINDING = "Mass"
@@ -50,53 +48,6 @@ def tiny_anonymizer_config(**overrides: object) -> TrainAnonymizerConfig:
     return config
 
 
-def write_easy_cohort(out: Path, n_patients: int = 24, films: int = 4, seed: int = 0) -> Path:
-    """An ingest-format dataset (manifest.parquet, image shards) where identity is easy to learn but not in
-    the raw pixels, as in tests/reid/conftest.py: each patient's films share a stripe pattern (orientation
-    and frequency; a random phase per film) under a bright disc of random place and size and pixel noise.
-    Every other film has the finding: a dark square at a random place. Patients split half / quarter /
-    quarter into train, validation and test."""
-    from cxrpriv.ingest.shards import ShardWriter
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
-    writer = ShardWriter(out, 10_000, SIZE, "uint8")
-    rows = []
-    for patient in range(n_patients):
-        angle, frequency = np.pi * patient / n_patients, 4 + 2 * (patient % 3)
-        split = (
-            "train"
-            if patient < n_patients // 2
-            else "validation"
-            if patient < 3 * n_patients // 4
-            else "test"
-        )
-        for film in range(films):
-            wave = np.cos(angle) * xx + np.sin(angle) * yy
-            stripes = 0.5 + 0.25 * np.sin(2 * np.pi * frequency * wave + rng.uniform(0, 2 * np.pi))
-            cy, cx = rng.uniform(0.2, 0.8, 2)
-            disc = ((yy - cy) ** 2 + (xx - cx) ** 2 < rng.uniform(0.15, 0.35) ** 2) * rng.uniform(0.3, 0.5)
-            image = stripes + disc + rng.normal(0, 0.1, (SIZE, SIZE))
-            label = (patient + film) % 2
-            if label:
-                y, x = rng.integers(2, SIZE - 10, 2)
-                image[y : y + 8, x : x + 8] -= 0.6
-            shard, offset = writer.add((np.clip(image, 0, 1) * 255).astype(np.uint8), "{}")
-            rows.append(
-                {
-                    "image_id": f"image-{patient:03d}-{film}",
-                    "patient_id": f"patient-{patient:04d}",
-                    "split": split,
-                    "shard": shard,
-                    "offset": offset,
-                    FINDING: label,
-                }
-            )
-    writer.close()
-    pd.DataFrame(rows).to_parquet(out / "manifest.parquet")
-    return out
-
-
 @dataclasses.dataclass(frozen=True)
 class Trained:
     ingest: Path
@@ -124,7 +75,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     from cxrpriv.training.accelerator import select_accelerator
 
     root = tmp_path_factory.mktemp("anonymizer-inputs")
-    ingest = write_easy_cohort(root / "ingest")
+    ingest = write_easy_identities(root / "ingest", size=SIZE, finding=FINDING)
     priors = root / "priors.json"
     priors.write_text(json.dumps(handmade_priors(pos=0.95, neg=0.01)))
 

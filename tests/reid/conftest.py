@@ -37,11 +37,15 @@ def tiny_ingest(tiny_ingested_cohort: IngestedCohort) -> Path:
     return tiny_ingested_cohort.ingest
 
 
-def write_easy_identities(out: Path, n_patients: int = 24, films: int = 4, size: int = 32) -> Path:
+def write_easy_identities(
+    out: Path, n_patients: int = 24, films: int = 4, size: int = 32, finding: str | None = None
+) -> Path:
     """An ingest-format dataset where identity is easy to learn but not in the raw pixels: each patient's
     films share a stripe pattern (the patient's orientation and frequency, a random phase per film) under a
     bright disc of random place and size and pixel noise, which dominate any untrained comparison.
-    Patients split half / quarter / quarter into train, validation and test."""
+    Patients split half / quarter / quarter into train, validation and test. With ``finding`` (a manifest
+    column), every other film also has it: a dark square at a random place (drawn after the rest, so the
+    films without it are the same either way)."""
     import numpy as np
     import pandas as pd
 
@@ -65,17 +69,19 @@ def write_easy_identities(out: Path, n_patients: int = 24, films: int = 4, size:
             stripes = 0.5 + 0.25 * np.sin(2 * np.pi * frequency * wave + rng.uniform(0, 2 * np.pi))
             cy, cx = rng.uniform(0.2, 0.8, 2)
             disc = ((yy - cy) ** 2 + (xx - cx) ** 2 < rng.uniform(0.15, 0.35) ** 2) * rng.uniform(0.3, 0.5)
-            image = np.clip(stripes + disc + rng.normal(0, 0.1, (size, size)), 0, 1)
-            shard, offset = writer.add((image * 255).astype(np.uint8), "{}")
-            rows.append(
-                {
-                    "image_id": f"image-{patient:03d}-{film}",
-                    "patient_id": f"patient-{patient:04d}",
-                    "split": split,
-                    "shard": shard,
-                    "offset": offset,
-                }
-            )
+            image = stripes + disc + rng.normal(0, 0.1, (size, size))
+            row = {
+                "image_id": f"image-{patient:03d}-{film}",
+                "patient_id": f"patient-{patient:04d}",
+                "split": split,
+            }
+            if finding is not None:
+                row[finding] = (patient + film) % 2
+                if row[finding]:
+                    y, x = rng.integers(2, size - 10, 2)
+                    image[y : y + 8, x : x + 8] -= 0.6
+            shard, offset = writer.add((np.clip(image, 0, 1) * 255).astype(np.uint8), "{}")
+            rows.append({**row, "shard": shard, "offset": offset})
     writer.close()
     pd.DataFrame(rows).to_parquet(out / "manifest.parquet")
     return out

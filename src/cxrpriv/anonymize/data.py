@@ -30,6 +30,7 @@ from cxrpriv.config import config_to_dict
 from cxrpriv.dataset import IMAGE_COLUMNS, DatasetError, open_dataset
 from cxrpriv.reid.pairs import fixed_pairs
 from cxrpriv.training.accelerator import Accelerator
+from cxrpriv.training.artifacts import model_files
 from cxrpriv.training.image_bank import ImageBank
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ def load_anonymizer_data(
 
     files = [dataset.manifest_path]
     for directory in (Path(verifier_dir), Path(classifier_dir)):
-        files += [directory / "model.pt", directory / "spec.json"]
+        files += model_files(directory)
     files += [Path(priors_path)] if priors_path is not None else []
     return AnonymizerData(
         manifest=manifest,

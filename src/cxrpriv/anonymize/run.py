@@ -23,6 +23,7 @@ from cxrpriv.anonymize.config import TrainAnonymizerConfig
 from cxrpriv.config import config_to_dict
 from cxrpriv.dataset import DatasetError, find_manifest
 from cxrpriv.stages.contract import StageContext
+from cxrpriv.training.artifacts import model_files
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,10 @@ def run_train_anonymizer(
     classifier (``classifier_dir``, a train_classifier output) on the ingest output ``ingest_dir``, with the
     label-noise correction of ``priors_path`` (None: none); write the outputs, metrics and plots and log one
     MLflow run; returns the metrics. ``context.restart`` discards an interrupted run's checkpoints first."""
-    from cxrpriv.anonymize.model import MODEL_FILE, SPEC_FILE
     from cxrpriv.anonymize.report import write_plots
     from cxrpriv.anonymize.stage import train_anonymizer
     from cxrpriv.tracking import hash_inputs, stage_run
+    from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE
     from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict
     from cxrpriv.training.registry import log_state_dict_model
 
@@ -67,7 +68,7 @@ def run_train_anonymizer(
     except DatasetError as exc:
         raise AnonymizerInputError(str(exc)) from exc
     for option, directory in (("--verifier", Path(verifier_dir)), ("--classifier", Path(classifier_dir))):
-        files = [directory / "model.pt", directory / "spec.json"]
+        files = model_files(directory)
         missing = [str(p) for p in files if not p.is_file()]
         if missing:  # before the MLflow run: nothing to log for a run that cannot start
             raise AnonymizerInputError(f"{option}: {', '.join(missing)} not found")

@@ -11,7 +11,6 @@ unpickle code.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cxrpriv.networks.backbones import build_backbone
-from cxrpriv.training.checkpoint import load_state_dict
+from cxrpriv.training.artifacts import load_model
 
 ANATOMY_CHANNELS = 3  # right lung, left lung, heart
 BUILDER = "cxrpriv.classify.model:build_classifier"
-MODEL_FILE = "model.pt"
-SPEC_FILE = "spec.json"
 
 
 class AnatomyHead(nn.Module):
@@ -97,15 +94,4 @@ def load_classifier(directory: Path, device: torch.device | str = "cpu") -> tupl
     (``input_size``; ``image_size``, where present, is the size images were resized to before the center
     crop of ``input_size``).
     """
-    directory = Path(directory)
-    spec_path = directory / SPEC_FILE
-    if not spec_path.is_file():
-        raise FileNotFoundError(
-            f"{spec_path}: no classifier spec here (is {directory} a train_classifier output?)"
-        )
-    spec = json.loads(spec_path.read_text())
-    if spec.get("builder") != BUILDER:
-        raise ValueError(f"{spec_path}: builder {spec.get('builder')!r} is not the classifier's ({BUILDER})")
-    model = build_classifier(**spec["kwargs"])
-    model.load_state_dict(load_state_dict(directory / MODEL_FILE))
-    return model.to(device).eval(), spec
+    return load_model(directory, {BUILDER: build_classifier}, "classifier", "train_classifier", device)

@@ -44,6 +44,7 @@ def run_train_classifier(
     from cxrpriv.classify.stage import train_classifier
     from cxrpriv.tracking import hash_inputs, stage_run
     from cxrpriv.training.accelerator import select_accelerator
+    from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE
     from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict
     from cxrpriv.training.registry import log_state_dict_model
 
@@ -67,7 +68,7 @@ def run_train_classifier(
         run.set_tags({**accelerator.describe(), "cxrpriv.clean_labels": data.clean_source})
         result = train_classifier(config, data, ingest_dir, accelerator, checkpoint_dir, context.progress)
         out_dir.mkdir(parents=True, exist_ok=True)
-        model_path = out_dir / "model.pt"
+        model_path = out_dir / MODEL_FILE
         save_state_dict(result.model, model_path)
         spec = {
             **result.spec,
@@ -78,7 +79,7 @@ def run_train_classifier(
             "image_size": bank_size,
             "priors": data.priors_summary,
         }
-        (out_dir / "spec.json").write_text(json.dumps(spec, indent=1) + "\n")
+        (out_dir / SPEC_FILE).write_text(json.dumps(spec, indent=1) + "\n")
         _predictions_frame(data, result.predictions).to_parquet(out_dir / "predictions.parquet", index=False)
         (out_dir / "evaluation.json").write_text(json.dumps(result.evaluation, indent=1) + "\n")
         (out_dir / "history.json").write_text(json.dumps(result.fit.history, indent=1) + "\n")
@@ -90,7 +91,7 @@ def run_train_classifier(
         run.log_metrics(result.metrics)
         for plot in write_plots(result.evaluation, result.fit.history, context.plots):
             run.log_artifact(plot, "plots")
-        for name in ("spec.json", "evaluation.json", "history.json"):
+        for name in (SPEC_FILE, "evaluation.json", "history.json"):
             run.log_artifact(out_dir / name)
         log_state_dict_model(model_path, result.spec, context.registered_name(REGISTERED_NAME))
     # The outputs are complete: the checkpoint is no longer needed (and must not meet the next run's data).

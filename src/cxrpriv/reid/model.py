@@ -12,7 +12,6 @@ anonymizer and the evaluate stage rebuild it with :func:`load_verifier` and neve
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,11 @@ from torch import nn
 
 from cxrpriv.networks.backbones import Backbone, build_backbone
 from cxrpriv.reid.pair_model import PairModel
-from cxrpriv.training.checkpoint import load_state_dict
+from cxrpriv.training.artifacts import load_model
 
 BUILDER = "cxrpriv.reid.model:build_verifier"
 # Either attacker family (a Verifier or a reid.embedding.CosineEmbedder): same interface, see load_verifier.
 Attacker = nn.Module
-MODEL_FILE = "model.pt"
-SPEC_FILE = "spec.json"
 
 
 class Verifier(PairModel):
@@ -84,20 +81,7 @@ def load_verifier(directory: Path, device: torch.device | str = "cpu") -> tuple[
     :class:`~cxrpriv.reid.embedding.CosineEmbedder`; both offer ``embed``, ``head``, ``score`` and a pair
     ``forward`` and are differentiable in their input images.
     """
-    directory = Path(directory)
-    spec_path = directory / SPEC_FILE
-    if not spec_path.is_file():
-        raise FileNotFoundError(f"{spec_path}: no verifier spec here (is {directory} a train_reid output?)")
-    spec = json.loads(spec_path.read_text())
-    builder = BUILDERS.get(spec.get("builder", ""))
-    if builder is None:
-        raise ValueError(
-            f"{spec_path}: builder {spec.get('builder')!r} is not a verifier's "
-            f"({', '.join(sorted(BUILDERS))})"
-        )
-    model = builder(**spec["kwargs"])
-    model.load_state_dict(load_state_dict(directory / MODEL_FILE))
-    return model.to(device).eval(), spec
+    return load_model(directory, BUILDERS, "verifier", "train_reid", device)
 
 
 def _register_builders() -> None:
