@@ -99,7 +99,10 @@ def test_the_cli_builds_the_context_from_the_shared_options():
         metrics=Path("metrics/train_reid.json"),
         plots=Path("plots/train_reid"),
         profile="default",
+        model_name="cxrpriv-verifier",
     )
+    unregistered = StageContext.from_args(parser.parse_args(["train_reid", "--model-name", ""]), "default")
+    assert not unregistered.register_model and unregistered.registered_name("cxrpriv-verifier") is None
     args = parser.parse_args(
         ["train_classifier", "--no-progress", "--restart", "--device", "cpu", "--checkpoint-dir", "ck"]
     )

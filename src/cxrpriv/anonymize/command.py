@@ -4,7 +4,6 @@ run, with its outputs, is :mod:`.run`)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from cxrpriv.anonymize.config import TrainAnonymizerConfig
 from cxrpriv.stages.contract import (
     StageCommand,
     StageContext,
+    add_model_name_option,
     add_output_options,
     add_progress_option,
     add_training_options,
@@ -51,12 +51,7 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
     )
     add_output_options(parser, "train_anonymizer", Path("data/anonymizer"), "Output directory")
     add_training_options(parser)
-    parser.add_argument(
-        "--model-name",
-        default=REGISTERED_NAME,
-        help="Name under which the generator is registered in MLflow; empty: do not register "
-        "(default: %(default)s).",
-    )
+    add_model_name_option(parser, REGISTERED_NAME)
     add_progress_option(parser)
 
 
@@ -64,9 +59,6 @@ def _run(config: TrainAnonymizerConfig, args: argparse.Namespace, context: Stage
     from cxrpriv.anonymize.run import run_train_anonymizer
     from cxrpriv.training.checkpoint import CheckpointMismatch
 
-    context = dataclasses.replace(
-        context, model_name=args.model_name or None, register_model=bool(args.model_name)
-    )
     priors = None if args.no_priors else args.priors
     try:
         run_train_anonymizer(config, args.ingest, args.verifier, args.classifier, priors, context)

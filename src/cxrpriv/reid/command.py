@@ -4,7 +4,6 @@ outputs, is :mod:`.run`)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from cxrpriv.reid.config import TrainReidConfig
 from cxrpriv.stages.contract import (
     StageCommand,
     StageContext,
+    add_model_name_option,
     add_output_options,
     add_progress_option,
     add_training_options,
@@ -30,12 +30,7 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
     )
     add_output_options(parser, "train_reid", Path("data/reid"), "Output directory for the trained verifier")
     add_training_options(parser)
-    parser.add_argument(
-        "--model-name",
-        default=REGISTERED_NAME,
-        help="Name under which the model is registered in MLflow; empty: do not register "
-        "(default: %(default)s).",
-    )
+    add_model_name_option(parser, REGISTERED_NAME)
     add_progress_option(parser)
 
 
@@ -43,9 +38,6 @@ def _run(config: TrainReidConfig, args: argparse.Namespace, context: StageContex
     from cxrpriv.reid.run import run_train_reid
     from cxrpriv.training.checkpoint import CheckpointMismatch
 
-    context = dataclasses.replace(
-        context, model_name=args.model_name or None, register_model=bool(args.model_name)
-    )
     try:
         run_train_reid(config, args.ingest, context)
     except (ReidInputError, CheckpointMismatch, FileNotFoundError) as exc:

@@ -60,7 +60,8 @@ class StageContext:
     @classmethod
     def from_args(cls, args: argparse.Namespace, profile: str) -> StageContext:
         """The context from the shared options a stage's ``add_io`` added (:func:`add_output_options`,
-        :func:`add_progress_option`, :func:`add_training_options`); options it lacks keep their defaults."""
+        :func:`add_progress_option`, :func:`add_training_options`, :func:`add_model_name_option`); options
+        it lacks keep their defaults."""
         return cls(
             out=args.out,
             metrics=args.metrics,
@@ -70,6 +71,9 @@ class StageContext:
             device=getattr(args, "device", "auto"),
             checkpoint_dir=getattr(args, "checkpoint_dir", None),
             restart=getattr(args, "restart", False),
+            # --model-name "" means: log the model, do not register it
+            register_model=bool(getattr(args, "model_name", True)),
+            model_name=getattr(args, "model_name", None) or None,
         )
 
 
@@ -106,6 +110,16 @@ def add_output_options(parser: argparse.ArgumentParser, stage: str, out: Path, o
 def add_progress_option(parser: argparse.ArgumentParser) -> None:
     """``--no-progress``, for stages with progress bars."""
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
+
+
+def add_model_name_option(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--model-name``, for stages that register a trained model in MLflow."""
+    parser.add_argument(
+        "--model-name",
+        default=default,
+        help="Name under which the trained model is registered in MLflow; empty: do not register "
+        "(default: %(default)s).",
+    )
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
