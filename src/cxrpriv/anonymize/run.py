@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,6 @@ from cxrpriv.stages.contract import StageContext
 from cxrpriv.training.artifacts import model_files
 
 log = logging.getLogger(__name__)
-
-
-def _finite(values: Any) -> Any:
-    """NaN as JSON null, not the non-standard NaN."""
-    if isinstance(values, dict):
-        return {k: _finite(v) for k, v in values.items()}
-    if isinstance(values, list):
-        return [_finite(v) for v in values]
-    if isinstance(values, float) and not math.isfinite(values):
-        return None
-    return values
 
 
 def run_train_anonymizer(
@@ -54,7 +42,7 @@ def run_train_anonymizer(
     from cxrpriv.anonymize.report import write_plots
     from cxrpriv.anonymize.stage import train_anonymizer
     from cxrpriv.tracking import hash_inputs, stage_run
-    from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE
+    from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE, finite, write_metrics
     from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict
     from cxrpriv.training.registry import log_state_dict_model
 
@@ -127,10 +115,8 @@ def run_train_anonymizer(
             "pretrain": result.pretrain_history,
             "epochs": result.history,
         }
-        (out / "history.json").write_text(json.dumps(_finite(history), indent=1) + "\n")
-        metrics = _finite(result.metrics)
-        context.metrics.parent.mkdir(parents=True, exist_ok=True)
-        context.metrics.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+        (out / "history.json").write_text(json.dumps(finite(history), indent=1) + "\n")
+        metrics = write_metrics(context.metrics, result.metrics)
         plots = write_plots(result.history, result.metrics, result.examples, context.plots)
 
         run.log_metrics(metrics)

@@ -27,15 +27,6 @@ from cxrpriv.stages.contract import StageContext
 log = logging.getLogger(__name__)
 
 
-def _finite(values: Any) -> Any:
-    """NaN (e.g. an AUC on a split without both kinds of pair) as JSON null, not the non-standard NaN."""
-    if isinstance(values, dict):
-        return {k: _finite(v) for k, v in values.items()}
-    if isinstance(values, float) and not math.isfinite(values):
-        return None
-    return values
-
-
 def run_train_reid(config: TrainReidConfig, ingest_dir: Path, context: StageContext) -> dict[str, Any]:
     """Train and evaluate the verifier on the ingest output ``ingest_dir``, write its outputs, metrics and
     plots, and log one MLflow run; returns the metrics. ``context.restart`` discards the checkpoint of an
@@ -43,7 +34,7 @@ def run_train_reid(config: TrainReidConfig, ingest_dir: Path, context: StageCont
     from cxrpriv.reid.report import write_plots
     from cxrpriv.reid.stage import train_reid
     from cxrpriv.tracking import hash_inputs, stage_run
-    from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE
+    from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE, finite, write_metrics
     from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict
     from cxrpriv.training.registry import log_state_dict_model
 
@@ -90,12 +81,10 @@ def run_train_reid(config: TrainReidConfig, ingest_dir: Path, context: StageCont
         save_state_dict(result.model, model_path)
         (out / SPEC_FILE).write_text(json.dumps(result.spec, indent=1) + "\n")
         history = {"device": result.device, "config": config_to_dict(config), "epochs": result.history}
-        (out / "history.json").write_text(json.dumps(_finite(history), indent=1) + "\n")
+        (out / "history.json").write_text(json.dumps(finite(history), indent=1) + "\n")
         result.test_pairs.to_parquet(out / "test_pairs.parquet", index=False)
         result.retrieval.to_parquet(out / "retrieval.parquet", index=False)
-        metrics = _finite(result.metrics)
-        context.metrics.parent.mkdir(parents=True, exist_ok=True)
-        context.metrics.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+        metrics = write_metrics(context.metrics, result.metrics)
         auc = result.metrics["verification"]["auc"]["value"]
         plots = write_plots(result.roc, auc, result.history, result.retrieval, context.plots)
 

@@ -1,5 +1,6 @@
 """A trained model as a stage writes it: ``model.pt`` (a state dict) beside ``spec.json`` (the registry
-builder that rebuilds the network, its arguments and input size), and the one way to load it back.
+builder that rebuilds the network, its arguments and input size), and the one way to load it back; and the
+training stages' JSON (metrics, history) with NaN written as null.
 
 Loading never unpickles code: the spec names a builder, which must be one the caller allows, and the
 weights load with ``weights_only=True``.
@@ -8,6 +9,7 @@ weights load with ``weights_only=True``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,3 +51,24 @@ def load_model(
     model = builder(**spec["kwargs"])
     model.load_state_dict(load_state_dict(directory / MODEL_FILE))
     return model.to(device).eval(), spec
+
+
+def finite(values: Any) -> Any:
+    """NaN and infinities (e.g. an AUC on a split without both kinds of pair) as None, at any depth of
+    dicts and lists: JSON null, not the non-standard NaN that strict readers refuse."""
+    if isinstance(values, dict):
+        return {k: finite(v) for k, v in values.items()}
+    if isinstance(values, list):
+        return [finite(v) for v in values]
+    if isinstance(values, float) and not math.isfinite(values):
+        return None
+    return values
+
+
+def write_metrics(path: Path, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The stage's metrics JSON (keys sorted, NaN as null), parent folders made; returns what was written."""
+    written = finite(dict(metrics))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(written, indent=1, sort_keys=True) + "\n")
+    return written
