@@ -11,9 +11,13 @@ from typing import Any
 
 from kfp import compiler, dsl, kubernetes
 
+from components.anonymize.component import anonymize
+from components.evaluate.component import evaluate
 from components.preprocess.component import preprocess
 from components.priors.component import priors
+from components.release.component import release
 from components.synthesize.component import synthesize
+from components.train_anonymizer.component import train_anonymizer
 from components.train_classifier.component import train_classifier
 from components.train_reid.component import train_reid
 from cxrpriv.config import DEFAULT_PARAMS_FILE, read_params, stage_values
@@ -37,7 +41,10 @@ def stage_defaults(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None 
         f"{stage}_config": json.dumps(stage_values(params, stage, profile), sort_keys=True)
         for stage in STAGES
     }
-    return {"profile": profile, **values}
+    # The evaluate step retrains attacker families named by train_reid profiles: their configs, resolved here.
+    families = stage_values(params, "evaluate", profile)["attacker_profiles"]
+    attackers = {name: stage_values(params, "train_reid", name) for name in families}
+    return {"profile": profile, **values, "evaluate_attackers": json.dumps(attackers, sort_keys=True)}
 
 
 def build_pipeline(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None = None) -> Any:
@@ -51,8 +58,16 @@ def build_pipeline(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None 
         preprocess_config: str = defaults["preprocess_config"],
         train_reid_config: str = defaults["train_reid_config"],
         train_classifier_config: str = defaults["train_classifier_config"],
-        # Local and test runs only: without the secret, ingest with a random key (never for real data).
+        train_anonymizer_config: str = defaults["train_anonymizer_config"],
+        anonymize_config: str = defaults["anonymize_config"],
+        evaluate_config: str = defaults["evaluate_config"],
+        evaluate_attackers: str = defaults["evaluate_attackers"],
+        release_config: str = defaults["release_config"],
+        # Local and test runs only: without the secret, ingest with a random key (never for real data; the
+        # release step then cannot run: it needs the key the dataset was ingested with).
         throwaway_key: bool = False,
+        # Release although the decision failed (recorded in the release manifest); empty: never.
+        force_release_reason: str = "",
     ) -> None:
         cohort = synthesize(
             config_json=synthesize_config, profile=profile, pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER
@@ -97,6 +112,55 @@ def build_pipeline(params_file: Path = DEFAULT_PARAMS_FILE, profile: str | None 
             cohort=cohort.outputs["cohort"],  # the answer key: clean labels and masks
         )
         gpu_task(classifier, gpus=1)
+        generator = train_anonymizer(
+            config_json=train_anonymizer_config,
+            profile=profile,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            dataset=ingest.outputs["dataset"],
+            verifier=verifier.outputs["verifier"],
+            classifier=classifier.outputs["classifier"],
+            label_priors=label_priors.outputs["label_priors"],
+        )
+        gpu_task(generator, gpus=1)
+        anonymized = anonymize(
+            config_json=anonymize_config,
+            profile=profile,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            dataset=ingest.outputs["dataset"],
+            anonymizer=generator.outputs["anonymizer"],
+        )
+        gpu_task(anonymized, gpus=1)
+        evaluation = evaluate(
+            config_json=evaluate_config,
+            attackers_json=evaluate_attackers,
+            train_reid_json=train_reid_config,
+            train_classifier_json=train_classifier_config,
+            profile=profile,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            dataset=ingest.outputs["dataset"],
+            anonymized=anonymized.outputs["anonymized"],
+            verifier=verifier.outputs["verifier"],
+            classifier=classifier.outputs["classifier"],
+            label_priors=label_priors.outputs["label_priors"],
+            cohort=cohort.outputs["cohort"],  # the answer key: clean test labels
+        )
+        gpu_task(evaluation, gpus=1)
+        published = release(
+            config_json=release_config,
+            profile=profile,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            dataset=anonymized.outputs["anonymized"],
+            evaluation=evaluation.outputs["evaluation"],
+            report=evaluation.outputs["evaluation"],
+            force_release_reason=force_release_reason,
+        )
+        cpu_task(published, cpus="2", memory="8G")
+        kubernetes.use_secret_as_env(
+            published,
+            secret_name=DEID_KEY_SECRET,
+            secret_key_to_env={DEID_KEY_SECRET_KEY: "CXRPRIV_DEID_KEY"},
+            optional=True,
+        )
 
     return cxr_privacy
 

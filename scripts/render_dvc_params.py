@@ -12,12 +12,21 @@ from pathlib import Path
 import yaml
 
 
-def stage_param_keys(params: dict, stage: str) -> list[str]:
-    keys = ["profile"] + [f"{stage}.{key}" for key in params[stage]]
+def _section_keys(params: dict, section: str) -> list[str]:
+    keys = [f"{section}.{key}" for key in params[section]]
     for profile, sections in (params.get("profiles") or {}).items():
-        if stage in (sections or {}):
-            keys.append(f"profiles.{profile}.{stage}")
+        if section in (sections or {}):
+            keys.append(f"profiles.{profile}.{section}")
     return keys
+
+
+def stage_param_keys(params: dict, stage: str) -> list[str]:
+    """``profile``, the stage's own section key by key, then each section it also reads (the registry's
+    ``reads_params``), key by key."""
+    from cxrpriv.stages.registry import STAGES
+
+    reads = next((s.reads_params for s in STAGES if s.name == stage), ())
+    return ["profile", *(key for section in (stage, *reads) for key in _section_keys(params, section))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,10 @@ from cxrpriv.chestxray14 import FINDINGS
 from cxrpriv.config import load_stage_config
 from cxrpriv.synth.config import SynthesizeConfig
 
+# The easy cohort with a trained verifier and classifier, once per session for the anonymizer and evaluate
+# tests (a plugin, not an import: that module imports fixture modules that import this one).
+pytest_plugins = ["tests.trained_models"]
+
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params.yaml"
 

@@ -60,8 +60,10 @@ def test_gpu_task_requests_an_accelerator(tmp_path: Path):
     assert container["resources"]["accelerator"]["resourceCount"] == "1"
 
 
-@pytest.mark.slow  # every stage in a subprocess: ~55 s
-def test_pipeline_runs_under_kfp_local(tmp_path: Path, isolated_mlflow: str):
+@pytest.mark.slow  # every stage in a subprocess: ~2 min
+def test_pipeline_runs_under_kfp_local(tmp_path: Path, isolated_mlflow: str, monkeypatch: pytest.MonkeyPatch):
+    # The key as the cluster secret gives it (release needs the key ingest used; a throwaway one is lost)
+    monkeypatch.setenv("CXRPRIV_DEID_KEY", "ab" * 32)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     tiny = json.dumps(dataclasses.asdict(tiny_synth_config(n_patients=6, reread_fraction=1.0)))
     pipeline = build_pipeline(PARAMS, "default")
@@ -79,12 +81,34 @@ def test_pipeline_runs_under_kfp_local(tmp_path: Path, isolated_mlflow: str):
             **{"n_boot": 10, "retrieval_k": 5},
         }
     )
+    params = read_params(PARAMS)
+    anonymizer = json.dumps(
+        {
+            **stage_values(params, "train_anonymizer", "default"),
+            **{
+                "widths": [4, 8],
+                "image_size": 32,
+                "max_epochs": 1,
+                "max_steps_per_epoch": 2,
+                "batch_size": 8,
+            },
+        }
+    )
+    tiny_attack = {"max_epochs": 1, "max_steps_per_epoch": 2, "n_boot": 10, "retrieval_k": 5}
+    attackers = {
+        name: {**stage_values(params, "train_reid", name), **json.loads(verifier), **tiny_attack}
+        for name in ("default", "siamese")
+    }
+    attackers["siamese"]["method"] = "siamese"
+    evaluate = json.dumps({**stage_values(params, "evaluate", "default"), "attacker_seeds": [1]})
     pipeline(
         synthesize_config=tiny,
         preprocess_config=ingest,
         train_reid_config=verifier,
         train_classifier_config=classifier,
-        throwaway_key=True,
+        train_anonymizer_config=anonymizer,
+        evaluate_config=evaluate,
+        evaluate_attackers=json.dumps(attackers),
     )
     produced = list((tmp_path / "root").rglob("Data_Entry_2017.csv"))
     assert produced, f"no cohort written under {tmp_path / 'root'}"
@@ -110,3 +134,13 @@ def test_pipeline_runs_under_kfp_local(tmp_path: Path, isolated_mlflow: str):
     (spec,) = [p for p in (tmp_path / "root").rglob("spec.json") if "reid" in p.read_text()]
     assert json.loads(spec.read_text())["builder"] == "cxrpriv.reid.embedding:build_embedder"
     assert list((tmp_path / "root").rglob("train_reid_summary.json"))
+    # the anonymizer trained against both, anonymize wrote a dataset in the ingest format, evaluate decided
+    # (a one-epoch anonymizer does not pass the gate) and the release recorded the refusal
+    anonymized = [p for p in (tmp_path / "root").rglob("state.json") if "anonymizer" in p.read_text()]
+    assert anonymized and (anonymized[0].parent / "manifest.parquet").is_file()
+    (decision,) = (tmp_path / "root").rglob("release_decision.json")
+    assert json.loads(decision.read_text())["decision"] == "fail"
+    assert list((tmp_path / "root").rglob("report.html"))
+    (manifest,) = (tmp_path / "root").rglob("release_manifest.json")
+    assert json.loads(manifest.read_text())["status"] == "refused"
+    assert tags["release"] == tags["evaluate"] == tags["synthesize"]

@@ -24,8 +24,6 @@ def synthesize(
     config = component_config(SynthesizeConfig, config_json, pipeline_run)
     # metrics.json beside the Metrics artifact: the file the pipeline tests look up.
     metrics_file = Path(metrics.path).with_suffix(".json")
-    context = component_context(
-        "synthesize", profile, cohort.path, metrics, plots, metrics_file=metrics_file
-    )
+    context = component_context("synthesize", profile, cohort.path, metrics, plots, metrics_file=metrics_file)
     values = run_synthesize(config, context)
     log_kfp_metrics(metrics, values)

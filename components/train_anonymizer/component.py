@@ -1,5 +1,5 @@
 """KFP component: train the learned anonymizer against the trained verifier and classifier (a thin library
-wrapper). Not yet a step of pipelines/cxr_privacy.py (its registry row says ``in_pipeline=False``).
+wrapper).
 
 Meant for one GPU (``gpu_task``); on a node without one it trains on the CPU. ``checkpoint_dir`` (e.g. a
 mounted volume) lets a restarted pod resume.

@@ -10,7 +10,10 @@ Layout of an ingest output directory (written by :mod:`cxrpriv.ingest.stage`; sh
     report/files.parquet          every input file ever seen (FILES_REPORT_COLUMNS): path relative to the
                                   source, keyed checksum, outcome and reason, image_id when ingested
     report/validation.json        the Great Expectations report of the manifest
-    state.json                    run count, key check value, and the settings shards depend on
+    report/phi_hashes.parquet     keyed hashes (HMAC, PHI_HASHES_COLUMNS) of the identifying values and
+                                  tokens de-identification removed: what the release audit looks for
+    state.json                    run count, key check value, and the settings shards depend on; in an
+                                  anonymized dataset also "anonymizer": what ``cxrpriv anonymize`` applied
 
 Readers open it with :func:`open_dataset`, which checks the manifest's columns with an error naming the file.
 The files report is ingest's own account of its inputs; a reader that needs to link an image back to its
@@ -20,10 +23,12 @@ source file name (the classifier's re-read table, the synthetic answer key) goes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +42,9 @@ MANIFEST_FILE = "manifest.parquet"
 REPORT_DIR = "report"
 FILES_REPORT_FILE = "files.parquet"  # under REPORT_DIR
 VALIDATION_REPORT_FILE = "validation.json"  # under REPORT_DIR
+PHI_HASHES_FILE = "phi_hashes.parquet"  # under REPORT_DIR
 STATE_FILE = "state.json"
+ANONYMIZER_STATE = "anonymizer"  # key of state.json: the anonymizer an anonymized dataset went through
 
 SPLITS = ("train", "validation", "test")
 
@@ -79,6 +86,10 @@ FILES_REPORT_COLUMNS = (
     "phi_blanked",
 )
 
+# kind: "value" (a whole normalized value) or "token" (one of its words); hash: hex HMAC under the key
+# (cxrpriv.ingest.phi_hashes). No image linkage: the audit asks only whether a string is any patient's.
+PHI_HASHES_COLUMNS = ("kind", "hash")
+
 
 class DatasetError(ValueError):
     """An ingest output that cannot be read as asked; the message names the file and what is wrong."""
@@ -94,6 +105,10 @@ def files_report_path(root: Path) -> Path:
 
 def validation_report_path(root: Path) -> Path:
     return Path(root) / REPORT_DIR / VALIDATION_REPORT_FILE
+
+
+def phi_hashes_path(root: Path) -> Path:
+    return Path(root) / REPORT_DIR / PHI_HASHES_FILE
 
 
 def find_manifest(root: Path) -> Path:
@@ -148,6 +163,19 @@ class Dataset:
             raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}")
         return report
 
+    def phi_hashes(self) -> pd.DataFrame:
+        """The keyed hashes of removed identifying values (``report/phi_hashes.parquet``)."""
+        path = phi_hashes_path(self.root)
+        if not path.is_file():
+            raise DatasetError(
+                f"{path}: not found (ingested before PHI hashes were recorded: ingest again with --force)"
+            )
+        frame = pd.read_parquet(path)
+        missing = [c for c in PHI_HASHES_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}")
+        return frame
+
 
 def open_dataset(root: Path, columns: Sequence[str] = IMAGE_COLUMNS) -> Dataset:
     """Open the ingest output ``root``: read its manifest and check that it has ``columns``."""
@@ -157,3 +185,37 @@ def open_dataset(root: Path, columns: Sequence[str] = IMAGE_COLUMNS) -> Dataset:
     if missing:
         raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}")
     return Dataset(Path(root), manifest.reset_index(drop=True))
+
+
+def read_state(root: Path) -> dict[str, Any]:
+    """``state.json`` of a dataset (empty for a directory without one)."""
+    path = Path(root) / STATE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def anonymization(root: Path) -> dict[str, Any] | None:
+    """What ``cxrpriv anonymize`` applied to the dataset ``root`` (method, description, settings, seed), or
+    None for a dataset as ingest wrote it."""
+    return read_state(root).get(ANONYMIZER_STATE)
+
+
+def write_manifest(root: Path, manifest: pd.DataFrame, columns: Sequence[str] = IMAGE_COLUMNS) -> Path:
+    """Write the manifest of a dataset, checked to hold ``columns`` (ingest: ``MANIFEST_COLUMNS``; a dataset
+    derived image by image keeps its source's columns, whatever they are)."""
+    path = manifest_path(root)
+    missing = [c for c in columns if c not in manifest.columns]
+    if missing:
+        raise DatasetError(f"{path}: refusing to write a manifest without column(s) {', '.join(missing)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest.to_parquet(path, index=False)
+    return path
+
+
+def derive_dataset(source: Path, out: Path, anonymizer: Mapping[str, Any]) -> None:
+    """Give ``out``, a dataset made from ``source`` image by image (same manifest rows, shards and offsets),
+    the source's reports and state, with ``anonymizer`` recorded in its state."""
+    source, out = Path(source), Path(out)
+    if (source / REPORT_DIR).is_dir():
+        shutil.copytree(source / REPORT_DIR, out / REPORT_DIR, dirs_exist_ok=True)
+    state = {**read_state(source), ANONYMIZER_STATE: dict(anonymizer)}
+    (out / STATE_FILE).write_text(json.dumps(state, indent=1, sort_keys=True, default=str) + "\n")

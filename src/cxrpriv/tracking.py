@@ -117,3 +117,22 @@ def stage_run(
 def _param_value(value: Any) -> str:
     # MLflow caps a param value at 6,000 characters; ours are short scalars, but be safe.
     return str(value)[:6000]
+
+
+def tag_pipeline_runs(tags: Mapping[str, str]) -> int:
+    """Set ``tags`` on every run of the current pipeline run (the ``cxrpriv.pipeline_run`` tag of the active
+    run), so the release decision shows on each stage's run in the MLflow UI; returns how many were tagged."""
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is None:
+        return 0
+    pipeline_run = active.data.tags.get("cxrpriv.pipeline_run")
+    client = mlflow.tracking.MlflowClient()
+    runs = client.search_runs(
+        [active.info.experiment_id], filter_string=f"tags.`cxrpriv.pipeline_run` = '{pipeline_run}'"
+    )
+    for run in runs:
+        for key, value in tags.items():
+            client.set_tag(run.info.run_id, key, value)
+    return len(runs)

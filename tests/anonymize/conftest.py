@@ -1,20 +1,10 @@
-"""Fixtures of the anonymizer stage tests: a tiny ingest-format dataset whose identity is easy to learn and
-has one finding, a verifier and a classifier trained on it in seconds (once per session), and tiny configs."""
+"""Fixtures of the anonymizer stage tests: tiny configs (the easy cohort with its trained verifier and
+classifier is the session fixture ``trained`` of :mod:`tests.trained_models`, shared with evaluate)."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from pathlib import Path
-
-import pytest
-
 from cxrpriv.anonymize.config import TrainAnonymizerConfig
-from tests.classify.conftest import handmade_priors, tiny_classifier_config
-from tests.reid.conftest import tiny_reid_config, write_easy_identities
-
-SIZE = 32
-FINDING = "Mass"
+from tests.trained_models import FINDING, SIZE, Trained  # noqa: F401
 
 
 def tiny_anonymizer_config(**overrides: object) -> TrainAnonymizerConfig:
@@ -46,69 +36,3 @@ def tiny_anonymizer_config(**overrides: object) -> TrainAnonymizerConfig:
     config = TrainAnonymizerConfig(**values)  # type: ignore[arg-type]
     config.validate()
     return config
-
-
-@dataclasses.dataclass(frozen=True)
-class Trained:
-    ingest: Path
-    verifier: Path  # a train_reid-like output: model.pt, spec.json
-    classifier: Path  # a train_classifier-like output: model.pt, spec.json
-    priors: Path
-    verifier_test_auc: float
-
-
-def _save(directory: Path, model: object, spec: dict) -> None:
-    from cxrpriv.training.checkpoint import save_state_dict
-
-    directory.mkdir(parents=True, exist_ok=True)
-    save_state_dict(model, directory / "model.pt")  # type: ignore[arg-type]
-    (directory / "spec.json").write_text(json.dumps(spec, indent=1))
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """The easy cohort, with a metric verifier and a classifier trained by their stage functions (their run
-    functions would log to MLflow before the per-test store is set up), saved as their stages save them."""
-    from cxrpriv.classify.data import load_data
-    from cxrpriv.classify.stage import train_classifier
-    from cxrpriv.reid.stage import train_reid
-    from cxrpriv.training.accelerator import select_accelerator
-
-    root = tmp_path_factory.mktemp("anonymizer-inputs")
-    ingest = write_easy_identities(root / "ingest", size=SIZE, finding=FINDING)
-    priors = root / "priors.json"
-    priors.write_text(json.dumps(handmade_priors(pos=0.95, neg=0.01)))
-
-    reid_config = tiny_reid_config(
-        method="metric",
-        pool="average",
-        learning_rate=3e-3,
-        cosine_scale=10.0,
-        margin=0.1,
-        batch_size=16,
-        max_epochs=20,
-        patience=50,
-        max_steps_per_epoch=0,
-        # pinned, not the params default: the test needs a verifier that links this cohort's films well
-        augment_shift=0.045,
-        augment_scale=0.045,
-        augment_rotation_deg=3.0,
-    )
-    reid = train_reid(reid_config, ingest, None, "cpu", False)
-    _save(root / "reid", reid.model, reid.spec)
-
-    config = tiny_classifier_config(
-        findings=(FINDING,), max_epochs=15, patience=50, max_steps_per_epoch=0, batch_size=8
-    )
-    data = load_data(config, ingest, priors, None, None, SIZE)
-    result = train_classifier(config, data, ingest, select_accelerator("cpu"), None, False)
-    spec = {
-        **result.spec,
-        "findings": list(data.findings),
-        "input_size": SIZE,
-        "image_size": SIZE,
-        "priors": data.priors_summary,
-    }
-    _save(root / "classifier", result.model, spec)
-    auc = reid.metrics["verification"]["auc"]["value"]
-    return Trained(ingest, root / "reid", root / "classifier", priors, auc)

@@ -167,14 +167,23 @@ class Anonymizer(nn.Module):
         # the bound and the sampling grid should not (a bfloat16 grid is off by a pixel at 256 px).
         return self.generator(inputs).float()
 
+    def displacement(
+        self,
+        images: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The smoothed, bounded field [B, 2, H, W] (normalized units) that :meth:`forward` warps with."""
+        raw = self.raw_field(images, noise, generator)
+        return bounded_displacement(raw, self.mu, self.sigma, self.kernel)
+
     def forward(
         self,
         images: torch.Tensor,
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.raw_field(images, noise, generator)
-        displacement = bounded_displacement(raw, self.mu, self.sigma, self.kernel)
+        displacement = self.displacement(images, noise, generator)
         return warp(images, displacement), displacement
 
     def predict_images(self, images: torch.Tensor) -> torch.Tensor:

@@ -97,6 +97,19 @@ def bounded_displacement(raw: torch.Tensor, mu: float, sigma: float = 0.0, kerne
     return smoothed.clamp(-1.0, 1.0) * bound_in_dtype(mu, raw.dtype).to(raw.device)
 
 
+def resize_displacement(displacement: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """A field [B, 2, h, w] resampled (bilinear) to [B, 2, *size], for a film stored at another size.
+
+    Normalized units do not depend on the image size, so the values are kept as they are: a field computed
+    at the generator's size moves the anatomy of a larger film by the same fraction of its width. Bilinear
+    weights are convex, so the resized field keeps every bound of the original one.
+    """
+    height, width = (int(side) for side in size)
+    if displacement.shape[-2:] == (height, width):
+        return displacement
+    return F.interpolate(displacement, size=(height, width), mode="bilinear", align_corners=ALIGN_CORNERS)
+
+
 def _sample(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=ALIGN_CORNERS)
 

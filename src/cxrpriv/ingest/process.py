@@ -45,6 +45,7 @@ from cxrpriv.ingest.normalize import (
     standard_knots,
     standardize,
 )
+from cxrpriv.ingest.phi_hashes import identifying_values, keyed_hashes
 from cxrpriv.ingest.screening import (
     blank_regions,
     burned_in_flag,
@@ -84,6 +85,8 @@ class FileResult:
     header_flag: bool = False
     text_glyphs: int = 0
     phi_blanked: int = 0  # kept header values blanked by the PHI tripwire (a count, never the values)
+    # (kind, keyed hash) of the identifying values de-identification removed (cxrpriv.ingest.phi_hashes)
+    phi_hashes: frozenset[tuple[str, str]] = frozenset()
     seconds: float = 0.0
 
 
@@ -207,6 +210,7 @@ def _ingest_dicom(
             delattr(ds, keyword)
     if blanked:
         ds.BurnedInAnnotation = "NO"  # the stored pixels are the cleaned ones (Clean Pixel Data is recorded)
+    originals = identifying_values(ds)  # before apply() changes ds in place
     try:
         deidentified = deid.apply(ds, clean_pixel_data=blanked)
     except DeidError as exc:
@@ -218,6 +222,7 @@ def _ingest_dicom(
     study_date = parse_dicom_date(str(deidentified.dataset.get("StudyDate") or ""))
     result.fields["study_date"] = study_date.isoformat() if study_date else None
     header, dropped = header_json(deidentified.dataset, BULK_BYTES)
+    result.phi_hashes = frozenset(keyed_hashes(ctx.key, originals, header))
     result.header_line = json.dumps(
         {"image_id": result.image_id, "header": header, "dropped_bulk": dropped}, separators=(",", ":")
     )

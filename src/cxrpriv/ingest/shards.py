@@ -37,6 +37,29 @@ def next_shard_number(images_dir: Path) -> int:
     return max(numbers) + 1 if numbers else 0
 
 
+def write_shard(out_dir: Path, number: int, images: np.ndarray, header_lines: list[str]) -> None:
+    """Write shard ``number`` (images [n, H, W] and their n header lines) under ``out_dir``, each file to a
+    temporary name first and then renamed, so a crash never leaves a half-written shard under its name."""
+    if len(images) != len(header_lines):
+        raise ValueError(f"{len(images)} images but {len(header_lines)} header lines for one shard")
+    name = shard_name(number)
+    for directory, suffix, write in (
+        (IMAGES_DIR, ".npy", lambda fh: np.save(fh, images, allow_pickle=False)),
+        (HEADERS_DIR, ".jsonl", lambda fh: fh.write("".join(f"{line}\n" for line in header_lines).encode())),
+    ):
+        path = Path(out_dir) / directory / f"{name}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f"{suffix}.tmp")
+        with tmp.open("wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+
+
+def shard_header_lines(root: Path, number: int) -> list[str]:
+    """The header lines of shard ``number`` of an ingest output, as stored (line k <-> image k)."""
+    return (Path(root) / HEADERS_DIR / f"{shard_name(number)}.jsonl").read_text().splitlines()
+
+
 class ShardWriter:
     def __init__(self, out_dir: Path, shard_size: int, image_size: int, dtype: str) -> None:
         self.images_dir = Path(out_dir) / IMAGES_DIR
@@ -70,18 +93,9 @@ class ShardWriter:
     def flush(self) -> None:
         if not self._headers or self._buffer is None:
             return
-        name = shard_name(self.number)
         n = len(self._headers)
-        image_path = self.images_dir / f"{name}.npy"
-        tmp = image_path.with_suffix(".npy.tmp")
-        with tmp.open("wb") as fh:
-            np.save(fh, self._buffer[:n], allow_pickle=False)
-        os.replace(tmp, image_path)
-        header_path = self.headers_dir / f"{name}.jsonl"
-        tmp = header_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in self._headers))
-        os.replace(tmp, header_path)
-        self.written.append(name)
+        write_shard(self.images_dir.parent, self.number, self._buffer[:n], self._headers)
+        self.written.append(shard_name(self.number))
         self.number += 1
         self._headers = []
 
@@ -133,8 +147,7 @@ class ShardReader:
         record = self.manifest.iloc[row]
         number = int(record["shard"])
         if number not in self._headers:
-            path = self.root / HEADERS_DIR / f"{shard_name(number)}.jsonl"
-            self._headers[number] = path.read_text().splitlines()
+            self._headers[number] = shard_header_lines(self.root, number)
         entry = json.loads(self._headers[number][int(record["offset"])])
         if entry["image_id"] != record["image_id"]:
             raise ValueError(

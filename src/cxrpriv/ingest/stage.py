@@ -42,6 +42,7 @@ from cxrpriv.dataset import (
     STATE_FILE,
     files_report_path,
     manifest_path,
+    phi_hashes_path,
     validation_report_path,
 )
 from cxrpriv.ingest.allocator import keep_freed_memory
@@ -49,6 +50,7 @@ from cxrpriv.ingest.config import PreprocessConfig
 from cxrpriv.ingest.deid import Deidentifier
 from cxrpriv.ingest.keys import DeidKey
 from cxrpriv.ingest.labels import LabelsTable
+from cxrpriv.ingest.phi_hashes import merge_hashes
 from cxrpriv.ingest.process import (
     INGESTED,
     OUTCOMES,
@@ -250,12 +252,16 @@ def preprocess(
     rows = _Rows(MANIFEST_COLUMNS)
     file_rows = _Rows(FILES_REPORT_COLUMNS)
     new_patients: dict[str, str] = {}  # pseudonym -> original ID, only kept for an explicit pseudonym map
+    # Keyed hashes of every de-identified file, whatever its outcome: a rejected file's patient may have
+    # other, ingested films, and more hashes only make the release audit stricter.
+    phi_hashes: set[tuple[str, str]] = set()
     seconds = 0.0
     bar = tqdm(desc="preprocess", unit="file", disable=not progress)
     try:
         for res in ordered_parallel(todo(), ctx, workers):
             bar.update()
             seconds += res.seconds
+            phi_hashes.update(res.phi_hashes)
             known = before.get(res.path)
             if known is not None and known[1] == res.checksum and known[2]:
                 # Touched but unchanged: keep the earlier outcome, remember the new fingerprint.
@@ -341,6 +347,7 @@ def preprocess(
         on_validation_report(validation)
     manifest.to_parquet(manifest_path(out_dir), index=False)
     files.to_parquet(files_report_path(out_dir), index=False)
+    merge_hashes(phi_hashes_path(out_dir), phi_hashes)
     if pseudonym_map is not None and new_patients:
         _append_pseudonym_map(pseudonym_map, new_patients)
     _write_json(
@@ -351,6 +358,10 @@ def preprocess(
             "image_size": config.image_size,
             "dtype": config.dtype,
             "shard_size": config.shard_size,
+            # What a release needs to describe the stored images and check their headers.
+            "aspect": config.aspect,
+            "deid_policy": config.deid_policy,
+            "deid_options": list(config.deid_options),
         },
     )
     wall = time.perf_counter() - start

@@ -136,6 +136,11 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--restart", action="store_true", help="Discard the checkpoint of an interrupted run and start over."
     )
+    add_device_option(parser)
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device``, for every stage that runs a network (the training stages get it with their options)."""
     parser.add_argument(
         "--device",
         default="auto",

@@ -31,6 +31,8 @@ class Stage:
     component: str = ""  # folder under components/ holding component.py (default: the name)
     dvc_stage: str = ""  # stage in dvc.yaml (default: the name)
     in_pipeline: bool = True  # False: CLI and component only, not yet in dvc.yaml / the KFP pipeline
+    # params.yaml sections the stage reads besides its own (its dvc.yaml params list them too)
+    reads_params: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "component", self.component or self.name)
@@ -61,7 +63,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("preprocess", "cxrpriv.ingest.command:PREPROCESS"),
     Stage("train_reid", "cxrpriv.reid.command:TRAIN_REID"),
     Stage("train_classifier", "cxrpriv.classify.command:TRAIN_CLASSIFIER"),
-    Stage("train_anonymizer", "cxrpriv.anonymize.command:TRAIN_ANONYMIZER", in_pipeline=False),
+    Stage("train_anonymizer", "cxrpriv.anonymize.command:TRAIN_ANONYMIZER"),
+    Stage("anonymize", "cxrpriv.anonymize_dataset.command:ANONYMIZE"),
+    # evaluate retrains train_reid attacker families (profiles) and a train_classifier classifier
+    Stage("evaluate", "cxrpriv.evaluate.command:EVALUATE", reads_params=("train_reid", "train_classifier")),
+    Stage("release", "cxrpriv.release.command:RELEASE"),
 )
 
 

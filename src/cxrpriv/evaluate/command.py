@@ -1,0 +1,105 @@
+"""``cxrpriv evaluate``: the CLI spec of the evaluate stage (its inputs and outputs; the run is :mod:`.run`).
+
+The attacker families are train_reid profiles of the same params file (``attacker_profiles``), resolved
+here into train_reid configs; the classifier's evaluation settings and retraining recipe are the
+train_classifier section under the run's profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from cxrpriv.config import ConfigError
+from cxrpriv.evaluate import EvaluateInputError
+from cxrpriv.evaluate.config import EvaluateConfig
+from cxrpriv.stages.contract import (
+    StageCommand,
+    StageContext,
+    add_output_options,
+    add_progress_option,
+    add_training_options,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _add_io(parser: argparse.ArgumentParser) -> None:
+    paths = (
+        ("--ingest", "data/ingest", "The original dataset, the ingest output the variants were made from."),
+        ("--verifier", "data/reid", "The trained verifier (train_reid output): the frozen attacker."),
+        ("--classifier", "data/classifier", "The trained classifier (train_classifier output)."),
+        (
+            "--priors",
+            "data/priors/priors.json",
+            "priors.json, for the retrained classifier's label-noise correction.",
+        ),
+    )
+    for option, default, text in paths:
+        parser.add_argument(option, type=Path, default=Path(default), help=f"{text} (default: %(default)s).")
+    parser.add_argument(
+        "--anonymized",
+        type=Path,
+        nargs="+",
+        default=[Path("data/anonymized")],
+        help="Anonymized datasets (cxrpriv anonymize outputs of --ingest); the first is the one the release "
+        "decision is about (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--answer-key",
+        type=Path,
+        default=None,
+        help="The synthetic cohort's answer key: clean test labels for the utility (default: the text-mined "
+        "labels).",
+    )
+    add_output_options(parser, "evaluate", Path("data/evaluate"), "Output directory (decision, report)")
+    add_training_options(parser)
+    add_progress_option(parser)
+
+
+def resolve_inputs(config: EvaluateConfig, args: argparse.Namespace, profile: str) -> Any:
+    """The stage inputs from the parsed paths and the params file's train_reid (each attacker profile's,
+    and the run profile's test settings) and train_classifier sections."""
+    from cxrpriv.config import default_params_file, read_params, stage_values
+    from cxrpriv.evaluate.stage import build_inputs
+
+    params = read_params(getattr(args, "params", None) or default_params_file())
+    paths = {
+        "original": args.ingest,
+        "anonymized": args.anonymized,
+        "verifier": args.verifier,
+        "classifier": args.classifier,
+        "priors": args.priors if args.priors.is_file() else None,
+        "answer_key": args.answer_key,
+    }
+    return build_inputs(
+        config,
+        paths,
+        {name: stage_values(params, "train_reid", name) for name in config.attacker_profiles},
+        stage_values(params, "train_reid", profile),
+        stage_values(params, "train_classifier", profile),
+    )
+
+
+def _run(config: EvaluateConfig, args: argparse.Namespace, context: StageContext) -> int:
+    from cxrpriv.dataset import DatasetError
+    from cxrpriv.evaluate.run import run_evaluate
+
+    try:
+        run_evaluate(config, resolve_inputs(config, args, context.profile), context)
+    except (EvaluateInputError, DatasetError, ConfigError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+EVALUATE = StageCommand(
+    name="evaluate",
+    help="Privacy-utility evaluation of anonymized datasets under retrained attackers, and the release "
+    "decision.",
+    config_cls=EvaluateConfig,
+    add_io=_add_io,
+    run=_run,
+)

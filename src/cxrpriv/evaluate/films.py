@@ -1,0 +1,56 @@
+"""The test films every evaluate measurement reads: one dataset's test split, banked at a network's size.
+
+An anonymized dataset and the original it came from hold the same manifest rows (``cxrpriv anonymize``
+keeps them), so their test sets are aligned film by film: row i of both is one film before and after
+anonymization. :func:`aligned_test_sets` checks that, because every attack pairs an anonymized film with
+an original one by that alignment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cxrpriv.dataset import Dataset
+from cxrpriv.evaluate import EvaluateInputError
+from cxrpriv.reid.attack import FilmSet
+from cxrpriv.training.image_bank import ImageBank
+
+
+def test_films(dataset: Dataset, size: int | None, device: torch.device, progress: bool = False) -> FilmSet:
+    """The test split of ``dataset`` (manifest order), area-resized to ``size`` (None: as stored)."""
+    rows = dataset.split_rows()["test"]
+    if len(rows) == 0:
+        raise EvaluateInputError(f"{dataset.manifest_path}: the test split is empty: nothing to evaluate")
+    reader = dataset.images()
+    native = int(reader[int(rows[0])].shape[-1])
+    bank = ImageBank.from_shards(
+        reader, rows, device, size=None if size in (None, native) else size, progress=progress
+    )
+    manifest = dataset.manifest
+    return FilmSet(
+        bank,
+        np.arange(len(rows)),
+        manifest["patient_id"].astype(str).to_numpy()[rows],
+        manifest["image_id"].astype(str).to_numpy()[rows],
+    )
+
+
+def check_aligned(anonymized: Dataset, original: Dataset) -> None:
+    """The two datasets' test splits hold the same films in the same order (the attacks' alignment)."""
+    ids = [
+        d.manifest["image_id"].astype(str).to_numpy()[d.split_rows()["test"]] for d in (anonymized, original)
+    ]
+    if not np.array_equal(*ids):
+        raise EvaluateInputError(
+            f"{anonymized.manifest_path}: its test films are not those of {original.manifest_path} (is it "
+            "`cxrpriv anonymize` output of that dataset?)"
+        )
+
+
+def aligned_test_sets(
+    anonymized: Dataset, original: Dataset, size: int, device: torch.device
+) -> tuple[FilmSet, FilmSet]:
+    """(anonymized queries, original gallery) at ``size``, aligned film by film."""
+    check_aligned(anonymized, original)
+    return test_films(anonymized, size, device), test_films(original, size, device)

@@ -1,0 +1,117 @@
+"""The evaluate stage's run function: measure every variant, decide, write the report, log one MLflow run.
+
+Outputs (``context.out``): ``release_decision.json`` (:mod:`cxrpriv.evaluate.decision`, what ``cxrpriv
+release`` reads), ``report.html`` (one self-contained page for a data-protection officer) and
+``results.json`` (the same results as the metrics file, :mod:`cxrpriv.evaluate.results`' format). The
+retrained attackers' checkpoints and per-seed records live in ``context.checkpoint_dir`` (default
+``<out>.checkpoint``, outside DVC's outputs), so a killed run resumes; it is deleted once the outputs exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from cxrpriv.config import config_to_dict
+from cxrpriv.evaluate import EvaluateInputError
+from cxrpriv.evaluate.config import EvaluateConfig
+from cxrpriv.stages.contract import StageContext
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.html"
+RESULTS_FILE = "results.json"
+
+
+def _inputs_exist(inputs: Any) -> list[Path]:
+    from cxrpriv.dataset import DatasetError, find_manifest
+    from cxrpriv.training.artifacts import model_files
+
+    try:
+        paths = [find_manifest(p).parent for p in (inputs.original, *inputs.anonymized)]
+    except DatasetError as exc:
+        raise EvaluateInputError(str(exc)) from exc
+    for option, directory in (("--verifier", inputs.verifier), ("--classifier", inputs.classifier)):
+        missing = [str(p) for p in model_files(Path(directory)) if not p.is_file()]
+        if missing:
+            raise EvaluateInputError(f"{option}: {', '.join(missing)} not found")
+        paths += model_files(Path(directory))
+    for path in (inputs.priors, inputs.answer_key):
+        if path is not None and not Path(path).exists():
+            raise EvaluateInputError(f"{path}: not found")
+    return paths
+
+
+def run_evaluate(config: EvaluateConfig, inputs: Any, context: StageContext) -> dict[str, Any]:
+    """Evaluate ``inputs`` (:class:`cxrpriv.evaluate.stage.EvaluateInputs`); returns the results."""
+    from cxrpriv.evaluate.decision import DECISION_FILE
+    from cxrpriv.evaluate.gate import GateConfig, decide
+    from cxrpriv.evaluate.html import write_html_report
+    from cxrpriv.evaluate.report import ExampleFilms, write_plots
+    from cxrpriv.evaluate.results import flat_metrics, validate_results
+    from cxrpriv.evaluate.stage import evaluate
+    from cxrpriv.tracking import hash_inputs, stage_run, tag_pipeline_runs
+    from cxrpriv.training.artifacts import write_metrics
+    from cxrpriv.training.checkpoint import default_checkpoint_dir
+
+    config.validate()
+    work_dir = context.checkpoint_dir or default_checkpoint_dir(context.out)
+    if context.restart:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    paths = _inputs_exist(inputs)
+    params = {
+        "evaluate": config_to_dict(config),
+        "attackers": {f.name: config_to_dict(f.config) for f in inputs.attackers},
+    }
+    with stage_run(
+        "evaluate", params, context.profile, input_hash=hash_inputs(paths), tags=context.tags
+    ) as run:
+
+        def log_attacker(variant: str, family: str, record: dict[str, Any]) -> None:
+            log.info(
+                "evaluate: %s, retrained %s attacker, seed %d: AUC %.4f (%.4f-%.4f), P@1 %.3f, mAP@R %.3f",
+                variant,
+                family,
+                record["seed"],
+                record["auc"],
+                record["auc_low"],
+                record["auc_high"],
+                record["p_at_1"],
+                record["map_at_r"],
+            )
+
+        result = evaluate(config, inputs, work_dir, context.device, context.progress, log_attacker)
+        results = result.results
+        validate_results(results)
+        gate = GateConfig.from_settings(config)
+        decision = decide(results, gate)
+        out = context.out
+        out.mkdir(parents=True, exist_ok=True)
+        decision.write(out / DECISION_FILE)
+        (out / RESULTS_FILE).write_text(json.dumps(results, indent=1, default=float) + "\n")
+        write_metrics(context.metrics, results)
+        examples = dict(result.examples)
+        films = ExampleFilms(examples.pop("original"), examples) if examples else None
+        plots = write_plots(results, films, context.plots, gate)
+        report = write_html_report(results, decision, plots, out / REPORT_FILE)
+        run.log_metrics(flat_metrics(results))
+        run.set_tags({f"cxrpriv.{k}": v for k, v in result.device.items()})
+        for path in (out / DECISION_FILE, report, context.metrics):
+            run.log_artifact(path)
+        for plot in plots:
+            run.log_artifact(plot, "plots")
+        tag_pipeline_runs(
+            {"cxrpriv.release_decision": decision.decision, "cxrpriv.release_variant": decision.variant}
+        )
+    shutil.rmtree(work_dir, ignore_errors=True)
+    log.info(
+        "evaluate: release decision for %s: %s%s; report: %s",
+        decision.variant,
+        decision.decision.upper(),
+        "" if decision.passed else " (" + "; ".join(decision.reasons) + ")",
+        report,
+    )
+    return results

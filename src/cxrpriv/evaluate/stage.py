@@ -1,0 +1,244 @@
+"""The evaluate stage as a function: anonymized datasets (and the original they came from), the trained
+verifier and classifier in; the privacy-utility results (:mod:`cxrpriv.evaluate.results`'s format) and
+example films out.
+
+Each variant is one anonymized dataset (``cxrpriv anonymize`` output). The reference, no anonymization, is
+the original dataset itself: its privacy is the verifier stage's model on the original test films (it was
+trained on them), its utility the frozen classifier on them. For every other variant: the frozen verifier,
+each retrained attacker family over its seeds, the frozen classifier and, optionally, a retrained one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxrpriv.classify.config import ClassifierConfig
+from cxrpriv.dataset import Dataset, anonymization, open_dataset
+from cxrpriv.evaluate import EvaluateInputError
+from cxrpriv.evaluate.attackers import (
+    RetrainedFamily,
+    describe_attacker,
+    frozen_attack,
+    retrained_attack,
+    summarize_runs,
+)
+from cxrpriv.evaluate.config import EvaluateConfig
+from cxrpriv.evaluate.films import check_aligned
+from cxrpriv.evaluate.utility import frozen_utility, retrained_utility
+from cxrpriv.reid.attack import AttackSettings
+from cxrpriv.training.accelerator import select_accelerator
+from cxrpriv.training.seeding import seed_everything
+
+REFERENCE = "none"
+
+
+@dataclass(frozen=True)
+class EvaluateInputs:
+    original: Path  # the ingest output the anonymized datasets were made from
+    anonymized: tuple[Path, ...]  # the variants' datasets; the first is the one the release is about
+    verifier: Path  # train_reid output (the frozen verifier)
+    classifier: Path  # train_classifier output (the frozen classifier)
+    attackers: tuple[RetrainedFamily, ...]
+    settings: AttackSettings  # the test pairs and bootstrap of every attack
+    classifier_config: ClassifierConfig  # evaluation settings, and the retrained classifier's recipe
+    priors: Path | None = None
+    answer_key: Path | None = None
+
+
+def build_inputs(
+    config: EvaluateConfig,
+    paths: Mapping[str, Any],
+    attacker_values: Mapping[str, Mapping[str, Any]],
+    reid_values: Mapping[str, Any],
+    classifier_values: Mapping[str, Any],
+) -> EvaluateInputs:
+    """The inputs from paths (``original``, ``anonymized``, ``verifier``, ``classifier``, ``priors``,
+    ``answer_key``) and raw params: each attacker profile's train_reid values, the run's train_reid values
+    (its test pairs and bootstrap) and train_classifier values; what the CLI and the component both build."""
+    from cxrpriv.config import build_config
+    from cxrpriv.reid.config import TrainReidConfig
+
+    missing = [name for name in config.attacker_profiles if name not in attacker_values]
+    if missing:
+        raise EvaluateInputError(f"no train_reid config for attacker profile(s) {', '.join(missing)}")
+    families = tuple(
+        RetrainedFamily(
+            name,
+            build_config(TrainReidConfig, attacker_values[name], f"train_reid [{name}]"),
+            config.seeds_of(name),
+        )
+        for name in config.attacker_profiles
+    )
+    reid = build_config(TrainReidConfig, reid_values, "train_reid")
+    optional = {k: None if paths.get(k) is None else Path(paths[k]) for k in ("priors", "answer_key")}
+    return EvaluateInputs(
+        original=Path(paths["original"]),
+        anonymized=tuple(Path(p) for p in paths["anonymized"]),
+        verifier=Path(paths["verifier"]),
+        classifier=Path(paths["classifier"]),
+        attackers=families,
+        settings=AttackSettings.of(reid),
+        classifier_config=build_config(ClassifierConfig, classifier_values, "train_classifier"),
+        **optional,
+    )
+
+
+@dataclass
+class EvaluateResult:
+    results: dict[str, Any]
+    examples: dict[str, np.ndarray] = field(default_factory=dict)  # "original" and each variant: [k, H, W]
+    device: dict[str, str] = field(default_factory=dict)
+
+
+def variant_name(dataset: Dataset) -> tuple[str, str, dict[str, Any]]:
+    """(name, method, settings) of an anonymized dataset, from what ``cxrpriv anonymize`` recorded."""
+    applied = anonymization(dataset.root)
+    if applied is None:
+        raise EvaluateInputError(
+            f"{dataset.root}: not an anonymized dataset (its state.json names no anonymizer; make it with "
+            "`cxrpriv anonymize`)"
+        )
+    method, settings = str(applied["method"]), dict(applied.get("settings", {}))
+    key = {"learned": "mu", "random_warp": "mu", "dp_pix": "b"}.get(method)
+    name = method if key is None else f"{method} ({key}={settings.get(key)})"
+    return name, method, settings
+
+
+def _example_rows(dataset: Dataset, k: int) -> np.ndarray:
+    rows = dataset.split_rows()["test"]
+    _, first = np.unique(dataset.manifest["patient_id"].to_numpy()[rows], return_index=True)
+    return np.sort(rows[first])[:k]
+
+
+def _examples(original: Dataset, variants: Sequence[tuple[str, Dataset]], k: int) -> dict[str, np.ndarray]:
+    if k == 0:
+        return {}
+    rows = _example_rows(original, k)
+    out = {"original": np.stack([original.images().as_float(int(r)) for r in rows])}
+    for name, dataset in variants:
+        out[name] = np.stack([dataset.images().as_float(int(r)) for r in rows])
+    return out
+
+
+def evaluate(
+    config: EvaluateConfig,
+    inputs: EvaluateInputs,
+    work_dir: Path,
+    device: str = "auto",
+    progress: bool = True,
+    on_attacker_run: Callable[[str, str, dict[str, Any]], None] | None = None,
+) -> EvaluateResult:
+    """``on_attacker_run(variant, family, record)`` is called after each retrained attacker seed."""
+    from cxrpriv.classify.model import load_classifier
+    from cxrpriv.reid.model import load_verifier
+
+    accelerator = select_accelerator(device, mixed_precision=True)
+    seed_everything(inputs.settings.seed)
+    original = open_dataset(inputs.original)
+    variants = []
+    for path in inputs.anonymized:
+        dataset = open_dataset(path)
+        check_aligned(dataset, original)
+        variants.append((*variant_name(dataset), dataset))
+    names = [v[0] for v in variants]
+    if len(set(names)) != len(names) or REFERENCE in names:
+        raise EvaluateInputError(f"variant names must be unique and not '{REFERENCE}': {names}")
+    verifier, verifier_spec = load_verifier(inputs.verifier, accelerator.device)
+    classifier, classifier_spec = load_classifier(inputs.classifier, accelerator.device)
+
+    def utility(dataset: Dataset) -> dict[str, Any]:
+        return frozen_utility(
+            classifier, classifier_spec, dataset, inputs.answer_key, inputs.classifier_config, accelerator
+        )
+
+    frozen = frozen_attack(verifier, verifier_spec, original, original, inputs.settings, accelerator)
+    reference_run = {
+        "seed": int(inputs.settings.seed),
+        **{k: v for k, v in frozen.items() if k != "attacker"},
+        "train_images": int(original.split_rows()["train"].size),
+        "train_patients": int(
+            np.unique(original.manifest["patient_id"].to_numpy()[original.split_rows()["train"]]).size
+        ),
+        "train_pairs": 0,
+    }
+    records = [
+        {
+            "name": REFERENCE,
+            "method": REFERENCE,
+            "settings": {},
+            "privacy": {
+                "frozen_verifier": frozen,
+                "retrained": {
+                    inputs.attackers[0].name: {
+                        "attacker": "the verifier stage's model (trained on the original films)",
+                        **summarize_runs([reference_run]),
+                    }
+                },
+            },
+            "utility": {"frozen_classifier": utility(original)},
+        }
+    ]
+    for name, method, settings, dataset in variants:
+        privacy: dict[str, Any] = {
+            "frozen_verifier": frozen_attack(
+                verifier, verifier_spec, dataset, original, inputs.settings, accelerator
+            ),
+            "retrained": {},
+        }
+        for family in inputs.attackers:
+
+            def log_run(family_name: str, record: dict[str, Any], variant: str = name) -> None:
+                if on_attacker_run is not None:
+                    on_attacker_run(variant, family_name, record)
+
+            privacy["retrained"][family.name] = retrained_attack(
+                family,
+                dataset,
+                original,
+                inputs.settings,
+                accelerator,
+                work_dir / _slug(name),
+                progress,
+                log_run,
+            )
+        usefulness = {"frozen_classifier": utility(dataset)}
+        if config.retrain_classifier:
+            usefulness["retrained_classifier"] = retrained_utility(
+                inputs.classifier_config,
+                dataset,
+                inputs.priors,
+                inputs.answer_key,
+                accelerator,
+                work_dir / _slug(name),
+                progress,
+            )
+        records.append(
+            {"name": name, "method": method, "settings": settings, "privacy": privacy, "utility": usefulness}
+        )
+    test = original.split_rows()["test"]
+    results = {
+        "reference": REFERENCE,
+        "chosen": names[0] if names else REFERENCE,
+        "test": {
+            "images": int(test.size),
+            "patients": int(np.unique(original.manifest["patient_id"].to_numpy()[test]).size),
+            "pairs": int(frozen["pairs"]),
+            "positive_pairs": int(frozen["positive_pairs"]),
+        },
+        "attackers": {
+            f.name: {"description": describe_attacker(f.config), "seeds": list(f.seeds)}
+            for f in inputs.attackers
+        },
+        "variants": records,
+    }
+    examples = _examples(original, [(v[0], v[3]) for v in variants], config.examples)
+    return EvaluateResult(results, examples, accelerator.describe())
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
