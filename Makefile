@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml requirements/lock.txt
 pipeline: $(STAMP)
 	PATH="$(BIN):$$PATH" CXRPRIV_PIPELINE_RUN="dvc-$$(date -u +%Y%m%dT%H%M%SZ)" $(BIN)/dvc repro
 	@echo "Done. Metrics: metrics/*.json ('.venv/bin/dvc metrics show'); plots: plots/; runs:" \
-	      "'.venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db'"
+	      "'.venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db'; the release: data/release/"
+	@$(BIN)/python -m cxrpriv.evaluate.decision data/evaluate
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

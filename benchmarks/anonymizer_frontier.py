@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import platform
 from pathlib import Path
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="retrained attacker seeds")
     parser.add_argument("--families", nargs="+", default=["default"], help="train_reid profiles to retrain")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     base = load_stage_config(AnonymizeConfig, "anonymize")
     datasets = []
@@ -126,7 +128,18 @@ def main(argv: list[str] | None = None) -> int:
         priors=args.priors,
         answer_key=args.answer_key,
     )
-    result = evaluate(evaluate_config, inputs, args.out / "work", progress=False)
+
+    def log_run(variant: str, family: str, record: dict[str, Any]) -> None:
+        logging.info(
+            "%s, %s seed %d: AUC %.4f, P@1 %.3f",
+            variant,
+            family,
+            record["seed"],
+            record["auc"],
+            record["p_at_1"],
+        )
+
+    result = evaluate(evaluate_config, inputs, args.out / "work", progress=False, on_attacker_run=log_run)
     results = result.results
     # The sweep has no single chosen variant: the table and plot show every one against the reference.
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")

@@ -17,6 +17,7 @@ from cxrpriv.dataset import (
     files_report_path,
     manifest_path,
     open_dataset,
+    read_files_report,
 )
 from cxrpriv.ingest.shards import ShardWriter
 
@@ -70,3 +71,34 @@ def test_the_files_report_accessor_checks_its_columns(tmp_path: Path):
 def test_the_manifest_columns_include_what_readers_need():
     assert set(IMAGE_COLUMNS) <= set(MANIFEST_COLUMNS)
     assert {"path", "image_id"} <= set(FILES_REPORT_COLUMNS)
+
+
+def test_unlabeled_rows_are_refused_by_labels_and_picked_out_by_labeled_rows(tmp_path: Path):
+    _ingest_output(tmp_path, ["train", "train", "test"], [1, 0, 0])
+    manifest = pd.read_parquet(manifest_path(tmp_path))
+    manifest["Mass"] = pd.array([1, None, 0], dtype="Int64")
+    manifest["labeled"] = [True, False, True]
+    manifest.to_parquet(manifest_path(tmp_path), index=False)
+    dataset = open_dataset(tmp_path)
+    assert dataset.labeled().tolist() == [True, False, True]
+    assert dataset.labeled_rows().tolist() == [0, 2]
+    assert dataset.labeled_rows(dataset.split_rows()["train"]).tolist() == [0]
+    assert dataset.labels(["Mass"], dataset.labeled_rows()).tolist() == [[1.0], [0.0]]
+    with pytest.raises(DatasetError, match=r"1 of the 3 rows asked for have no labels"):
+        dataset.labels(["Mass"])
+
+
+def test_a_keyed_files_report_needs_the_path_map(tmp_path: Path):
+    _ingest_output(tmp_path, ["train"], [0])
+    files_report_path(tmp_path).parent.mkdir()
+    pd.DataFrame({"path": ["file:0123"], "image_id": ["img0"]}).to_parquet(files_report_path(tmp_path))
+    (tmp_path / "state.json").write_text('{"log_paths": "keyed"}')
+    with pytest.raises(DatasetError, match=r"its paths are keyed \(log_paths: keyed\)"):
+        open_dataset(tmp_path).files_report()
+    assert open_dataset(tmp_path).files_report(("image_id",))["image_id"].tolist() == ["img0"]
+    path_map = tmp_path.parent / "paths.csv"
+    path_map.write_text("path_key,path\nfile:0123,Doe_Jane/a.dcm\n")
+    assert open_dataset(tmp_path).files_report(path_map=path_map)["path"].tolist() == ["Doe_Jane/a.dcm"]
+    path_map.write_text("path_key,path\nfile:9999,b.dcm\n")
+    with pytest.raises(DatasetError, match=r"no path for 1 keyed report row"):
+        read_files_report(tmp_path, path_map=path_map)

@@ -232,6 +232,11 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
     params["train_classifier"].update(
         image_size=32, width=4, depth=2, stem=1, max_epochs=1, max_steps_per_epoch=2, n_boot=10, batch_size=8
     )
+    params["train_anonymizer"].update(
+        widths=[4, 8], max_epochs=1, max_steps_per_epoch=2, batch_size=8, films_per_patient=2
+    )
+    params["profiles"]["siamese"]["train_reid"]["max_epochs"] = 1  # the evaluate stage's second family
+    params["evaluate"].update(attacker_seeds=[1], other_attacker_seeds=[1])
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], repo)
     _run([str(BIN / "dvc"), "init", "-q"], repo)
@@ -242,6 +247,12 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
     assert (repo / "data" / "synthetic" / "dataset" / "Data_Entry_2017.csv").is_file()
     assert (repo / "data" / "ingest" / "manifest.parquet").is_file()
     assert (repo / "dvc.lock").is_file()
+    # every stage ran, down to the release decision and the (refused: a one-epoch anonymizer) release
+    assert all(f"Running stage '{stage}'" in first for stage in ("train_anonymizer", "anonymize", "evaluate"))
+    decision = json.loads((repo / "data" / "evaluate" / "release_decision.json").read_text())
+    assert decision["decision"] == "fail"
+    release = json.loads((repo / "data" / "release" / "release_manifest.json").read_text())
+    assert release["status"] == "refused"
     second = _run([str(BIN / "dvc"), "repro"], repo)
     assert "Running stage" not in second
 

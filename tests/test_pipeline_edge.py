@@ -35,3 +35,71 @@ def test_log_kfp_metrics_logs_numbers_with_dotted_names_only():
         Recorder(), {"auc": 0.7, "flag": True, "note": "x", "prevalence": {"Hernia": {"true": 0.002}}}
     )
     assert logged == {"auc": 0.7, "prevalence.Hernia.true": 0.002}
+
+
+def test_a_checkpoint_folder_per_run_and_stage_under_the_mount(tmp_path):
+    from types import SimpleNamespace
+
+    from cxrpriv.pipeline_edge import component_context
+
+    metrics = SimpleNamespace(path=str(tmp_path / "metrics"))
+    plots = SimpleNamespace(path=str(tmp_path / "plots"))
+    context = component_context(
+        "train_reid",
+        "default",
+        tmp_path / "out",
+        metrics,
+        plots,
+        checkpoint_dir="/mnt/ck",
+        checkpoint_run="r-1",
+    )
+    assert str(context.checkpoint_dir) == "/mnt/ck/r-1/train_reid"
+    # a run ID is never a path traversal; without one the folder is used as given
+    odd = component_context(
+        "evaluate", "default", tmp_path, metrics, plots, checkpoint_dir="/ck", checkpoint_run="../x"
+    )
+    assert str(odd.checkpoint_dir) == "/ck/_x/evaluate"
+    assert (
+        str(component_context("x", "d", tmp_path, metrics, plots, checkpoint_dir="/ck").checkpoint_dir)
+        == "/ck"
+    )
+    tagged = component_context(
+        "preprocess", "d", tmp_path, metrics, plots, tags={"cxrpriv.deid_key_version": "2"}
+    )
+    assert tagged.tags == {"cxrpriv.deid_key_version": "2"}
+
+
+def test_without_priors_turns_off_what_needs_priors_json(tmp_path):
+    from cxrpriv.pipeline_edge import priors_file, without_priors, write_priors_skipped
+
+    values = {"prior_correction": "forward", "comorbidity_weight": 0.5, "width": 4}
+    assert json.loads(without_priors(json.dumps(values), "train_classifier")) == {
+        "prior_correction": "none",
+        "comorbidity_weight": 0.0,
+        "width": 4,
+    }
+    write_priors_skipped(tmp_path / "priors", "no re-read table")
+    assert priors_file(tmp_path / "priors") is None
+    (tmp_path / "priors" / "priors.json").write_text("{}")
+    assert priors_file(tmp_path / "priors") == tmp_path / "priors" / "priors.json"
+
+
+def test_the_priors_component_without_a_reread_table_is_skipped_not_failed(tmp_path, monkeypatch):
+    from kfp import dsl
+
+    from components.priors.component import priors
+    from pipelines.cxr_privacy import stage_defaults
+    from tests.conftest import PARAMS
+
+    monkeypatch.setenv("CXRPRIV_PIPELINE_RUN", "placeholder")
+    out = tmp_path / "label_priors"
+    priors.python_func(
+        config_json=stage_defaults(PARAMS, "default")["priors_config"],
+        profile="default",
+        pipeline_run="kfp-run-1",
+        label_priors=dsl.Artifact(name="label_priors", uri=str(out)),
+        metrics=dsl.Metrics(name="metrics", uri=str(tmp_path / "metrics")),
+        plots=dsl.Artifact(name="plots", uri=str(tmp_path / "plots")),
+    )
+    assert json.loads((out / "priors_skipped.json").read_text())["skipped"] is True
+    assert not (out / "priors.json").exists()

@@ -7,7 +7,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from cxrpriv.tracking import hash_inputs, stage_run
+from cxrpriv import tracking
+from cxrpriv.tracking import artifact_root, hash_inputs, stage_run, state_dir, tracking_uri
 
 
 @pytest.mark.slow  # a fresh MLflow SQLite store: ~6 s
@@ -41,6 +42,78 @@ def test_failed_stage_marks_run_failed(isolated_mlflow):
     client = mlflow.MlflowClient(tracking_uri=isolated_mlflow)
     (found,) = client.search_runs([client.get_experiment_by_name("cxr-privacy").experiment_id])
     assert found.info.status == "FAILED"
+
+
+def _read_only(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
+    """Make ``folders`` look unwritable to the tracking module (tests run as root, who can write anywhere)."""
+    real = tracking.os.access
+    blocked = {f.resolve() for f in folders}
+    monkeypatch.setattr(
+        tracking.os, "access", lambda p, mode: Path(p).resolve() not in blocked and real(p, mode)
+    )
+
+
+def test_tracking_uri_prefers_the_environment_then_a_writable_working_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert tracking_uri() == "http://mlflow.example:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    # the repository's store for `make pipeline` and DVC: ./mlflow.db
+    assert tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_a_read_only_working_directory_falls_back_to_a_state_directory(tmp_path, monkeypatch, caplog):
+    work, state = tmp_path / "app", tmp_path / "state"
+    work.mkdir()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(work)
+    _read_only(monkeypatch, work)
+    monkeypatch.setenv("CXRPRIV_STATE_DIR", str(state))
+    with caplog.at_level("WARNING", logger="cxrpriv.tracking"):
+        assert tracking_uri() == f"sqlite:///{state / 'mlflow.db'}"
+    assert "not writable" in caplog.text and "MLFLOW_TRACKING_URI" in caplog.text
+
+
+def test_state_directory_order(tmp_path, monkeypatch):
+    monkeypatch.delenv("CXRPRIV_STATE_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert state_dir() == tmp_path / "xdg" / "cxrpriv"
+    # an unwritable XDG folder and home (a container's arbitrary uid): the temporary folder
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    _read_only(monkeypatch, tmp_path / "xdg" / "cxrpriv", tmp_path / "home" / ".local" / "state" / "cxrpriv")
+    assert state_dir().name == f"cxrpriv-{tracking.os.getuid()}"
+    monkeypatch.setenv("CXRPRIV_STATE_DIR", str(tmp_path / "xdg" / "cxrpriv"))
+    with pytest.raises(PermissionError, match="CXRPRIV_STATE_DIR"):
+        state_dir()
+
+
+def test_artifact_root_is_explicit_or_beside_the_database(tmp_path, monkeypatch):
+    monkeypatch.delenv("CXRPRIV_ARTIFACT_ROOT", raising=False)
+    assert (
+        artifact_root(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+        == (tmp_path / "store" / "mlruns").as_uri()
+    )
+    assert artifact_root("http://mlflow.example:5000") is None  # the server's (proxied) artifact store
+    monkeypatch.setenv("CXRPRIV_ARTIFACT_ROOT", "s3://bucket/mlflow")
+    assert artifact_root(f"sqlite:///{tmp_path / 'mlflow.db'}") == "s3://bucket/mlflow"
+
+
+@pytest.mark.slow  # a fresh MLflow SQLite store: ~6 s
+def test_artifacts_go_beside_the_store_not_into_the_working_directory(tmp_path, monkeypatch):
+    store, work = tmp_path / "store", tmp_path / "work"
+    store.mkdir()
+    work.mkdir()
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(work)
+    plot = tmp_path / "plot.png"
+    plot.write_bytes(b"\x89PNG fake")
+    with stage_run("synthesize", {}, "default", input_hash="h") as run:
+        run.log_artifact(plot, "plots")
+    experiment = mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name("cxr-privacy")
+    assert experiment.artifact_location == f"{(store / 'mlruns').as_uri()}/cxr-privacy"
+    assert list(store.glob("mlruns/cxr-privacy/*/artifacts/plots/plot.png"))
+    assert not any(work.iterdir())
 
 
 def test_input_hash_depends_on_content_not_location(tmp_path: Path):

@@ -4,6 +4,9 @@ The retrained attackers make it the pipeline's heaviest step: it asks for one GP
 on the CPU without one. ``attackers_json`` maps each attacker profile of ``config_json`` to its train_reid
 values (the pipeline fills it from params.yaml at compile time); ``train_reid_json`` and
 ``train_classifier_json`` are the run profile's sections (the test pairs, the classifier's evaluation).
+``cohort`` (the demo pipeline only) gives the synthetic answer key's clean test labels; without it utility is
+measured against the text-mined labels. ``report_html`` is the self-contained report (plots embedded) as a
+KFP HTML artifact, which the Kubeflow Pipelines UI shows in the run's visualizations.
 """
 
 from kfp import dsl
@@ -25,31 +28,37 @@ def evaluate(
     verifier: dsl.Input[dsl.Model],
     classifier: dsl.Input[dsl.Model],
     label_priors: dsl.Input[dsl.Artifact],
-    cohort: dsl.Input[dsl.Dataset],
     evaluation: dsl.Output[dsl.Artifact],
     metrics: dsl.Output[dsl.Metrics],
     plots: dsl.Output[dsl.Artifact],
+    report_html: dsl.Output[dsl.HTML],
+    cohort: dsl.Input[dsl.Dataset] = None,
     checkpoint_dir: str = "",
+    checkpoint_run: str = "",
 ) -> None:
     import json
+    import shutil
     from pathlib import Path
 
     from cxrpriv.evaluate.config import EvaluateConfig
     from cxrpriv.evaluate.results import flat_metrics
     from cxrpriv.evaluate.run import run_evaluate
     from cxrpriv.evaluate.stage import build_inputs
-    from cxrpriv.pipeline_edge import component_config, component_context
-    from cxrpriv.priors import PRIORS_FILE
+    from cxrpriv.pipeline_edge import component_config, component_context, priors_file, without_priors
 
     config = component_config(EvaluateConfig, config_json, pipeline_run)
-    answer_key = Path(cohort.path) / "answer_key"  # the synthetic cohort's: clean test labels
+    priors_path = priors_file(label_priors.path)  # None: the priors step had no re-read table
+    if priors_path is None:
+        train_classifier_json = without_priors(train_classifier_json, "evaluate")
+    # the synthetic cohort's answer key (demo pipeline only): clean test labels
+    answer_key = None if cohort is None else Path(cohort.path) / "answer_key"
     paths = {
         "original": dataset.path,
         "anonymized": [anonymized.path],
         "verifier": verifier.path,
         "classifier": classifier.path,
-        "priors": Path(label_priors.path) / PRIORS_FILE,
-        "answer_key": answer_key if answer_key.is_dir() else None,
+        "priors": priors_path,
+        "answer_key": answer_key if answer_key is not None and answer_key.is_dir() else None,
     }
     inputs = build_inputs(
         config,
@@ -60,8 +69,18 @@ def evaluate(
     )
     # evaluation: a directory holding release_decision.json, report.html and results.json
     context = component_context(
-        "evaluate", profile, evaluation.path, metrics, plots, checkpoint_dir=checkpoint_dir
+        "evaluate",
+        profile,
+        evaluation.path,
+        metrics,
+        plots,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_run=checkpoint_run,
     )
     results = run_evaluate(config, inputs, context)
     for name, value in flat_metrics(results).items():
         metrics.log_metric(name, value)
+    report = Path(evaluation.path) / "report.html"
+    if report.is_file():
+        Path(report_html.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report, report_html.path)

@@ -2,7 +2,9 @@
 wrapper).
 
 Meant for one GPU (``gpu_task``); on a node without one it trains on the CPU. ``checkpoint_dir`` (e.g. a
-mounted volume) lets a restarted pod resume.
+mounted volume) lets a restarted pod resume; with ``checkpoint_run`` (the run's ID) the checkpoint is kept
+per run. Without priors (the priors step had no re-read table) the classifier term has no label-noise
+correction.
 """
 
 from kfp import dsl
@@ -24,25 +26,31 @@ def train_anonymizer(
     metrics: dsl.Output[dsl.Metrics],
     plots: dsl.Output[dsl.Artifact],
     checkpoint_dir: str = "",
+    checkpoint_run: str = "",
 ) -> None:
     from pathlib import Path
 
     from cxrpriv.anonymize.config import TrainAnonymizerConfig
     from cxrpriv.anonymize.run import run_train_anonymizer
-    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics
-    from cxrpriv.priors import PRIORS_FILE
+    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics, priors_file
 
     config = component_config(TrainAnonymizerConfig, config_json, pipeline_run)
     # anonymizer: a directory holding model.pt, spec.json, history.json
     context = component_context(
-        "train_anonymizer", profile, anonymizer.path, metrics, plots, checkpoint_dir=checkpoint_dir
+        "train_anonymizer",
+        profile,
+        anonymizer.path,
+        metrics,
+        plots,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_run=checkpoint_run,
     )
     values = run_train_anonymizer(
         config,
         Path(dataset.path),
         Path(verifier.path),
         Path(classifier.path),
-        Path(label_priors.path) / PRIORS_FILE,
+        priors_file(label_priors.path),  # None: the priors step had no re-read table
         context,
     )
     log_kfp_metrics(metrics, values)

@@ -1,8 +1,11 @@
 """KFP component: train the abnormality classifier on the ingested dataset (a thin library wrapper).
 
-The pipeline gives it one GPU (``gpu_task``); on a node without one it trains on the CPU. The synthetic
-cohort's answer key gives clean labels for evaluation and masks for the anatomy head; ``checkpoint_dir``
-(e.g. a mounted volume) lets a restarted pod resume.
+The pipeline gives it one GPU (``gpu_task``); on a node without one it trains on the CPU. In the demo
+pipeline the synthetic cohort's answer key (``cohort``) gives clean labels for evaluation and masks for the
+anatomy head; without it (a real archive) the metrics are against the text-mined labels only. When the
+priors step had no re-read table, the classifier trains without label-noise priors. ``checkpoint_dir``
+(e.g. a mounted volume) lets a restarted pod resume; with ``checkpoint_run`` (the run's ID) the checkpoint
+is kept per run.
 """
 
 from kfp import dsl
@@ -18,30 +21,45 @@ def train_classifier(
     pipeline_run: str,
     dataset: dsl.Input[dsl.Dataset],
     label_priors: dsl.Input[dsl.Artifact],
-    cohort: dsl.Input[dsl.Dataset],
     classifier: dsl.Output[dsl.Model],
     metrics: dsl.Output[dsl.Metrics],
     plots: dsl.Output[dsl.Artifact],
+    cohort: dsl.Input[dsl.Dataset] = None,
     checkpoint_dir: str = "",
+    checkpoint_run: str = "",
 ) -> None:
     from pathlib import Path
 
     from cxrpriv.classify.config import ClassifierConfig
     from cxrpriv.classify.run import run_train_classifier
-    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics
-    from cxrpriv.priors import PRIORS_FILE
+    from cxrpriv.pipeline_edge import (
+        component_config,
+        component_context,
+        log_kfp_metrics,
+        priors_file,
+        without_priors,
+    )
 
+    priors_path = priors_file(label_priors.path)
+    if priors_path is None:
+        config_json = without_priors(config_json, "train_classifier")
     config = component_config(ClassifierConfig, config_json, pipeline_run)
     # classifier: a directory holding model.pt, spec.json, predictions, evaluation, history
     context = component_context(
-        "train_classifier", profile, classifier.path, metrics, plots, checkpoint_dir=checkpoint_dir
+        "train_classifier",
+        profile,
+        classifier.path,
+        metrics,
+        plots,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_run=checkpoint_run,
     )
-    answer_key = Path(cohort.path) / "answer_key"
+    answer_key = None if cohort is None else Path(cohort.path) / "answer_key"
     values = run_train_classifier(
         config,
         Path(dataset.path),
-        Path(label_priors.path) / PRIORS_FILE,
-        answer_key if answer_key.is_dir() else None,
+        priors_path,
+        answer_key if answer_key is not None and answer_key.is_dir() else None,
         None,
         context,
     )

@@ -1,7 +1,8 @@
 """KFP component: train the re-identification attacker on the ingested dataset (a thin library wrapper).
 
 The pipeline gives it one GPU (``gpu_task``); on a node without one it trains on the CPU. The checkpoint is
-written next to the model output; ``checkpoint_dir`` (e.g. a mounted volume) lets a restarted pod resume.
+written next to the model output; ``checkpoint_dir`` (e.g. a mounted volume) lets a restarted pod resume;
+with ``checkpoint_run`` (the run's ID) the checkpoint is kept per run.
 """
 
 from kfp import dsl
@@ -20,6 +21,7 @@ def train_reid(
     metrics: dsl.Output[dsl.Metrics],
     plots: dsl.Output[dsl.Artifact],
     checkpoint_dir: str = "",
+    checkpoint_run: str = "",
 ) -> None:
     from pathlib import Path
 
@@ -30,7 +32,13 @@ def train_reid(
     config = component_config(TrainReidConfig, config_json, pipeline_run)
     # verifier: a directory holding model.pt, spec.json, history, test scores
     context = component_context(
-        "train_reid", profile, verifier.path, metrics, plots, checkpoint_dir=checkpoint_dir
+        "train_reid",
+        profile,
+        verifier.path,
+        metrics,
+        plots,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_run=checkpoint_run,
     )
     values = run_train_reid(config, Path(dataset.path), context)
     log_kfp_metrics(metrics, values)

@@ -4,11 +4,14 @@ Layout of an ingest output directory (written by :mod:`cxrpriv.ingest.stage`; sh
 :mod:`cxrpriv.ingest.shards`)::
 
     manifest.parquet              one row per ingested image (MANIFEST_COLUMNS): pseudonymous image and
-                                  patient IDs, split, text-mined labels, the shard and offset of its image
+                                  patient IDs, split, text-mined labels (missing where ``labeled`` is
+                                  False: an image without a labels-table row), the shard and offset of
+                                  its image
     images/shard-NNNNN.npy        normalized images, [n, size, size] uint8/uint16
     headers/shard-NNNNN.jsonl     de-identified DICOM JSON, line k <-> image k of the shard
     report/files.parquet          every input file ever seen (FILES_REPORT_COLUMNS): path relative to the
-                                  source, keyed checksum, outcome and reason, image_id when ingested
+                                  source (or its keyed tag, under ``log_paths: keyed``), keyed checksum,
+                                  outcome and reason, image_id when ingested
     report/validation.json        the Great Expectations report of the manifest
     report/phi_hashes.parquet     keyed hashes (HMAC, PHI_HASHES_COLUMNS) of the identifying values and
                                   tokens de-identification removed: what the release audit looks for
@@ -18,7 +21,9 @@ Layout of an ingest output directory (written by :mod:`cxrpriv.ingest.stage`; sh
 Readers open it with :func:`open_dataset`, which checks the manifest's columns with an error naming the file.
 The files report is ingest's own account of its inputs; a reader that needs to link an image back to its
 source file name (the classifier's re-read table, the synthetic answer key) goes through
-:meth:`Dataset.files_report` or :func:`files_report_path`, not a path of its own.
+:meth:`Dataset.files_report` or :func:`read_files_report`, not a path of its own: under ``log_paths: keyed``
+the report names files by keyed tags, and only the operator's path map (kept apart from the dataset, like
+the pseudonym map) turns them back into paths.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ MANIFEST_COLUMNS = (
     "age",
     "sex",
     *FINDINGS,
+    "labeled",  # False: no labels-table row; the findings are then missing (never negatives)
     "study_date",
     "modality",
     "photometric",
@@ -89,6 +95,9 @@ FILES_REPORT_COLUMNS = (
 # kind: "value" (a whole normalized value) or "token" (one of its words); hash: hex HMAC under the key
 # (cxrpriv.ingest.phi_hashes). No image linkage: the audit asks only whether a string is any patient's.
 PHI_HASHES_COLUMNS = ("kind", "hash")
+# The operator's path map under log_paths: keyed (written only where --path-map names it, outside the
+# dataset): each keyed tag of the files report and the source path it stands for.
+PATH_MAP_COLUMNS = ("path_key", "path")
 
 
 class DatasetError(ValueError):
@@ -136,12 +145,33 @@ class Dataset:
         split = self.manifest["split"].astype(str).to_numpy()
         return {name: np.flatnonzero(split == name) for name in SPLITS}
 
-    def labels(self, findings: Sequence[str]) -> np.ndarray:
-        """The text-mined labels of ``findings`` as float32 (n, k), manifest order; they must be 0/1."""
+    def labeled(self) -> np.ndarray:
+        """Whether each manifest row has labels (bool, manifest order); a manifest written before the
+        ``labeled`` column existed has labels on every row."""
+        if "labeled" not in self.manifest.columns:
+            return np.ones(len(self.manifest), dtype=bool)
+        return self.manifest["labeled"].fillna(False).to_numpy(dtype=bool)
+
+    def labeled_rows(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The labeled rows among ``rows`` (default: all), in their order."""
+        rows = np.arange(len(self.manifest)) if rows is None else np.asarray(rows, dtype=np.int64)
+        return rows[self.labeled()[rows]]
+
+    def labels(self, findings: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """The text-mined labels of ``findings`` as float32 (len(rows), k) for ``rows`` (default: every
+        row, manifest order); they must be 0/1. Refuses rows without labels (``labeled`` False): pick them
+        out with :meth:`labeled_rows` first, since a missing label is not a negative."""
         missing = [f for f in findings if f not in self.manifest.columns]
         if missing:
             raise DatasetError(f"{self.manifest_path}: missing column(s) {', '.join(missing)}")
-        values = self.manifest[list(findings)].to_numpy(dtype=np.float32)
+        rows = np.arange(len(self.manifest)) if rows is None else np.asarray(rows, dtype=np.int64)
+        unlabeled = int((~self.labeled()[rows]).sum())
+        if unlabeled:
+            raise DatasetError(
+                f"{self.manifest_path}: {unlabeled} of the {len(rows)} rows asked for have no labels "
+                "(labeled is False); select Dataset.labeled_rows() first"
+            )
+        values = self.manifest[list(findings)].iloc[rows].to_numpy(dtype=np.float32, na_value=np.nan)
         if not np.isin(values, (0.0, 1.0)).all():
             raise DatasetError(f"{self.manifest_path}: finding columns must hold 0/1 labels")
         return values
@@ -152,16 +182,12 @@ class Dataset:
 
         return ShardReader(self.root, self.manifest)
 
-    def files_report(self, columns: Sequence[str] = ("path", "image_id")) -> pd.DataFrame:
-        """Ingest's report of every input file (``report/files.parquet``), checked for ``columns``."""
-        path = files_report_path(self.root)
-        if not path.is_file():
-            raise DatasetError(f"{path}: not found (the ingest report of its input files)")
-        report = pd.read_parquet(path)
-        missing = [c for c in columns if c not in report.columns]
-        if missing:
-            raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}")
-        return report
+    def files_report(
+        self, columns: Sequence[str] = ("path", "image_id"), path_map: Path | None = None
+    ) -> pd.DataFrame:
+        """Ingest's report of every input file (``report/files.parquet``), checked for ``columns``; see
+        :func:`read_files_report` for keyed paths and ``path_map``."""
+        return read_files_report(self.root, columns, path_map)
 
     def phi_hashes(self) -> pd.DataFrame:
         """The keyed hashes of removed identifying values (``report/phi_hashes.parquet``)."""
@@ -175,6 +201,42 @@ class Dataset:
         if missing:
             raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}")
         return frame
+
+
+def read_files_report(
+    root: Path, columns: Sequence[str] = ("path", "image_id"), path_map: Path | None = None
+) -> pd.DataFrame:
+    """The files report of the ingest output ``root``, checked for ``columns``. Under ``log_paths: keyed``
+    its ``path`` column holds keyed tags: asking for ``path`` then needs the operator's ``path_map`` (the
+    CSV ``--path-map`` wrote), which turns the tags back into source paths (DatasetError without it, or
+    for a tag the map lacks)."""
+    path = files_report_path(root)
+    if not path.is_file():
+        raise DatasetError(f"{path}: not found (the ingest report of its input files)")
+    report = pd.read_parquet(path)
+    missing = [c for c in columns if c not in report.columns]
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}")
+    if read_state(root).get("log_paths") != "keyed" or "path" not in columns:
+        return report
+    if path_map is None:
+        raise DatasetError(
+            f"{path}: its paths are keyed (log_paths: keyed); linking images to source file names needs "
+            "the path map the ingest run wrote (--path-map)"
+        )
+    return _unkeyed(report, Path(path_map))
+
+
+def _unkeyed(report: pd.DataFrame, path_map: Path) -> pd.DataFrame:
+    if not path_map.is_file():
+        raise DatasetError(f"{path_map}: not found (the path map of a keyed files report)")
+    mapping = pd.read_csv(path_map, dtype=str, keep_default_na=False)
+    if list(mapping.columns) != list(PATH_MAP_COLUMNS):
+        raise DatasetError(f"{path_map}: expected the columns {', '.join(PATH_MAP_COLUMNS)}")
+    paths = report["path"].map(dict(zip(mapping["path_key"], mapping["path"], strict=True)))
+    if paths.isna().any():
+        raise DatasetError(f"{path_map}: no path for {int(paths.isna().sum())} keyed report row(s)")
+    return report.assign(path=paths)
 
 
 def open_dataset(root: Path, columns: Sequence[str] = IMAGE_COLUMNS) -> Dataset:

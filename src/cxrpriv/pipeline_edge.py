@@ -9,6 +9,7 @@ code only through the library: this module is that shared edge. A component call
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,15 @@ from cxrpriv.stages.contract import StageContext
 from cxrpriv.tracking import PIPELINE_RUN_ENV, flatten
 
 C = TypeVar("C")
+
+log = logging.getLogger(__name__)
+
+# Written by the priors component instead of priors.json when it had no re-read table to measure from (a
+# real archive without radiologist re-reads); the classifier, anonymizer and evaluate steps then run without
+# label-noise priors.
+PRIORS_SKIPPED_FILE = "priors_skipped.json"
+# The classifier settings that need priors.json: turned off when there is none.
+_PRIOR_SETTINGS = {"prior_correction": "none", "comorbidity_weight": 0.0}
 
 
 def component_config(config_cls: type[C], config_json: str, pipeline_run: str) -> C:
@@ -36,12 +46,18 @@ def component_context(
     *,
     metrics_file: str | Path | None = None,
     checkpoint_dir: str = "",
+    checkpoint_run: str = "",
+    tags: Mapping[str, str] | None = None,
 ) -> StageContext:
     """The context of a stage run in a component: output ``out``, plots in the ``plots`` artifact's folder,
     no progress bars, and the stage's metrics JSON beside the KFP ``metrics`` artifact, as
     ``<stage>_summary.json`` unless ``metrics_file`` says otherwise (``metrics*.json`` is the synthesize
     component's, which the pipeline tests look up). ``checkpoint_dir`` (a component's string parameter;
-    empty: ``<out>.checkpoint``) can be a mounted volume, so that a restarted pod resumes."""
+    empty: ``<out>.checkpoint``) can be a mounted volume, so that a restarted pod resumes; with
+    ``checkpoint_run`` (the KFP run's ID) the checkpoint is ``<checkpoint_dir>/<checkpoint_run>/<stage>``, so
+    that retries of one run share it and no later run resumes from it. ``tags``: extra MLflow run tags."""
+    if checkpoint_dir and checkpoint_run:
+        checkpoint_dir = str(Path(checkpoint_dir) / _path_part(checkpoint_run) / stage)
     return StageContext(
         out=Path(out),
         metrics=Path(metrics_file or Path(metrics.path).with_name(f"{stage}_summary.json")),
@@ -49,7 +65,59 @@ def component_context(
         profile=profile,
         progress=False,
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+        tags=dict(tags or {}),
     )
+
+
+def _path_part(text: str) -> str:
+    """``text`` as one path component (a run ID is a UUID; anything else is made safe, never a traversal)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip(".")
+    return safe or "run"
+
+
+def local_file(uri: str, endpoint_url: str, folder: Path) -> Path:
+    """A local path for a table given as a path or an ``s3://`` URI (downloaded into ``folder`` under its own
+    file name, so that its suffix, e.g. ``.csv.gz``, still tells the reader its format)."""
+    if not uri.startswith("s3://"):
+        return Path(uri)
+    from cxrpriv.ingest.sources import read_uri
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (uri.rstrip("/").rpartition("/")[2] or "table")
+    path.write_bytes(read_uri(uri, endpoint_url or None))
+    return path
+
+
+def write_priors_skipped(out: str | Path, reason: str) -> Path:
+    """Mark a priors output as empty: no priors.json, and ``reason`` saying why."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / PRIORS_SKIPPED_FILE
+    path.write_text(json.dumps({"skipped": True, "reason": reason}, indent=1) + "\n")
+    log.warning("priors skipped: %s", reason)
+    return path
+
+
+def priors_file(label_priors: str | Path) -> Path | None:
+    """The priors step's ``priors.json`` in its output artifact, or None when it was skipped."""
+    from cxrpriv.priors import PRIORS_FILE
+
+    path = Path(label_priors) / PRIORS_FILE
+    return path if path.is_file() else None
+
+
+def without_priors(config_json: str, stage: str) -> str:
+    """A classifier config (JSON) with the settings that need priors.json turned off, for a run without
+    priors (the priors step had no re-read table); logged, and recorded by the stage's MLflow params."""
+    values = json.loads(config_json)
+    changed = {k: v for k, v in _PRIOR_SETTINGS.items() if k in values and values[k] != v}
+    if changed:
+        log.warning(
+            "%s: no label priors (no re-read table): running with %s",
+            stage,
+            ", ".join(f"{k}={v!r}" for k, v in changed.items()),
+        )
+    return json.dumps({**values, **changed}, sort_keys=True)
 
 
 def log_kfp_metrics(metrics: Any, values: Mapping[str, Any]) -> None:

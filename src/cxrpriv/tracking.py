@@ -1,17 +1,25 @@
 """One MLflow run per stage execution: params, metrics, artifacts and grouping tags.
 
-Nothing happens at import time. With ``MLFLOW_TRACKING_URI`` unset, runs go to a SQLite store in the
-working directory (``sqlite:///mlflow.db``), the MLflow 3 default. Stage runs of one pipeline execution share
-the tag ``cxrpriv.pipeline_run`` (from ``CXRPRIV_PIPELINE_RUN``; DVC and KFP set it), so the MLflow UI can
-filter and compare whole pipeline runs.
+Nothing happens at import time. Where runs go (:func:`tracking_uri`): ``MLFLOW_TRACKING_URI`` when set (a
+server, on a cluster); else a SQLite store in the working directory (``./mlflow.db``, the MLflow 3 default and
+what ``make pipeline`` uses in the repository) when that directory is writable; else one in a state directory
+that is (:func:`state_dir`; a container whose working directory is read-only), with a warning. A new
+experiment's artifacts go under ``CXRPRIV_ARTIFACT_ROOT`` when set (``s3://bucket/mlflow``: locations that
+depend on no machine's paths), else, for a SQLite store, under ``mlruns/`` beside the database file (never
+the working directory: a store is one folder), else where the tracking server says (proxied
+``mlflow-artifacts:`` URIs). Stage runs of one pipeline execution share the tag ``cxrpriv.pipeline_run``
+(from ``CXRPRIV_PIPELINE_RUN``; DVC and KFP set it), so the MLflow UI can filter and compare whole pipeline
+runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -19,6 +27,88 @@ from typing import Any
 
 EXPERIMENT = os.environ.get("CXRPRIV_EXPERIMENT", "cxr-privacy")
 PIPELINE_RUN_ENV = "CXRPRIV_PIPELINE_RUN"
+STATE_DIR_ENV = "CXRPRIV_STATE_DIR"
+ARTIFACT_ROOT_ENV = "CXRPRIV_ARTIFACT_ROOT"
+
+log = logging.getLogger(__name__)
+
+
+def _writable_dir(path: Path) -> bool:
+    """``path`` is (or can be made) a directory this process can write into."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def state_dir() -> Path:
+    """Where the library keeps state when the working directory is not writable: ``CXRPRIV_STATE_DIR``, else
+    ``$XDG_STATE_HOME/cxrpriv``, else ``~/.local/state/cxrpriv``, else ``<tmp>/cxrpriv-<uid>``: the first that
+    is writable. ``CXRPRIV_STATE_DIR`` is used as given (an error names it if it cannot be written)."""
+    if explicit := os.environ.get(STATE_DIR_ENV):
+        path = Path(explicit).expanduser()
+        if not _writable_dir(path):
+            raise PermissionError(f"{STATE_DIR_ENV}={explicit}: not a writable directory")
+        return path
+    candidates = []
+    if xdg := os.environ.get("XDG_STATE_HOME"):
+        candidates.append(Path(xdg) / "cxrpriv")
+    with contextlib.suppress(RuntimeError):  # no home directory for this uid
+        candidates.append(Path.home() / ".local" / "state" / "cxrpriv")
+    candidates.append(Path(tempfile.gettempdir()) / f"cxrpriv-{os.getuid()}")
+    for path in candidates:
+        if _writable_dir(path):
+            return path
+    raise PermissionError(
+        f"no writable state directory (tried {', '.join(map(str, candidates))}); set "
+        f"MLFLOW_TRACKING_URI or {STATE_DIR_ENV}"
+    )
+
+
+def tracking_uri() -> str:
+    """The MLflow tracking URI stage runs log to (see the module docstring)."""
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    cwd = Path.cwd()
+    if os.access(cwd, os.W_OK | os.X_OK):
+        return f"sqlite:///{cwd / 'mlflow.db'}"
+    store = state_dir() / "mlflow.db"
+    log.warning(
+        "MLFLOW_TRACKING_URI is not set and the working directory %s is not writable: logging runs to %s; "
+        "set MLFLOW_TRACKING_URI (a tracking server) to keep them",
+        cwd,
+        store,
+    )
+    return f"sqlite:///{store}"
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment's artifacts go under tracking URI ``uri``: ``CXRPRIV_ARTIFACT_ROOT``, else
+    ``<database folder>/mlruns`` for a SQLite store, else ``None`` (the tracking server's default)."""
+    if root := os.environ.get(ARTIFACT_ROOT_ENV):
+        return root
+    if uri.startswith("sqlite:///"):
+        database = uri.removeprefix("sqlite:///").split("?", 1)[0]
+        if database and database != ":memory:":
+            return (Path(database).resolve().parent / "mlruns").as_uri()
+    return None
+
+
+def _use_experiment(mlflow_module: Any, uri: str, name: str) -> None:
+    """Make ``name`` the active experiment, creating it at ``<artifact_root>/<name>`` (:func:`artifact_root`)
+    if it is new (an existing experiment keeps its location: MLflow cannot move one)."""
+    client = mlflow_module.MlflowClient(tracking_uri=uri)
+    if client.get_experiment_by_name(name) is None:
+        try:
+            root = artifact_root(uri)
+            location = f"{root.rstrip('/')}/{name}" if root else None
+            client.create_experiment(name, artifact_location=location)
+        except mlflow_module.exceptions.MlflowException:
+            # Created meanwhile by a concurrent stage: use that one.
+            if client.get_experiment_by_name(name) is None:
+                raise
+    mlflow_module.set_experiment(name)
 
 
 def git_commit() -> str:
@@ -97,9 +187,9 @@ def stage_run(
     set on it besides the standard ones."""
     import mlflow  # imported here: importing the library must not touch MLflow
 
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
-    mlflow.set_experiment(EXPERIMENT)
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    _use_experiment(mlflow, uri, EXPERIMENT)
     pipeline_run = os.environ.get(PIPELINE_RUN_ENV) or f"standalone-{uuid.uuid4().hex[:12]}"
     run_tags = {
         "cxrpriv.stage": stage,

@@ -145,3 +145,16 @@ def test_decide_needs_to_know_the_chosen_variant() -> None:
     del results["chosen"]
     with pytest.raises(ValueError, match="missing key 'chosen'"):
         decide(results, GateConfig())
+
+
+def test_the_decision_is_printed_with_its_reasons(tmp_path, capsys):
+    from cxrpriv.evaluate.decision import Check, ReleaseDecision, main
+
+    failed = ReleaseDecision.from_checks("learned", [Check("attacker AUC", 0.9, 0.6, False, "mean")], {})
+    failed.write(tmp_path / "release_decision.json")
+    (tmp_path / "report.html").write_text("<html></html>")
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "learned: FAIL" in out and "attacker AUC: 0.9000 exceeds the limit 0.6000" in out
+    assert f"Report: {tmp_path / 'report.html'}" in out
+    assert main([str(tmp_path / "missing")]) == 2

@@ -74,11 +74,12 @@ def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
     return make_cohort(tmp_path_factory.mktemp("cohort") / "c")
 
 
-def run_stage(source_dir: Path, labels: Path, out: Path, **kwargs: object) -> IngestResult:
-    """The stage on a folder with the tiny config and the test key (both overridable)."""
+def run_stage(source_dir: Path, labels: Path | None, out: Path, **kwargs: object) -> IngestResult:
+    """The stage on a folder with the tiny config and the test key (both overridable); ``labels`` None:
+    no labels table."""
     config = kwargs.pop("config", None) or tiny_preprocess_config()
     key = kwargs.pop("key", TEST_KEY)
-    table = LabelsTable.from_csv(labels.read_bytes(), labels.name)
+    table = LabelsTable.from_csv(labels.read_bytes(), labels.name) if labels is not None else None
     return preprocess(config, FolderSource(source_dir), table, out, key, **kwargs)  # type: ignore[arg-type]
 
 

@@ -1,29 +1,39 @@
 """Ingest under hostile input: planted identifiers, declared sizes and deflate bombs, bare data sets and
-malformed pixel descriptions, one file at a time through ``process_file``."""
+malformed pixel descriptions, one file at a time through ``process_file``; then the whole stage, through
+the CLI, on the corpus of ``hostile_corpus.py``."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import logging
+import os
+import re
+import resource
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
 
+from cxrpriv.cli import main
 from cxrpriv.ingest.decode import MIB, InputLimitError, Limits, inflate, read_dicom
 from cxrpriv.ingest.deid import Deidentifier
+from cxrpriv.ingest.keys import KEY_ENV
 from cxrpriv.ingest.process import FileResult, WorkerContext, process_file
 from cxrpriv.ingest.sources import SourceFile
 from cxrpriv.synth.dicom_writer import PixelEncoding, build_radiograph_dataset, write_radiograph
+from tests.conftest import PARAMS
 from tests.ingest.conftest import TEST_KEY, tiny_preprocess_config
+from tests.ingest.hostile_corpus import build_hostile_corpus, deflate_bomb
 from tests.ingest.test_ingest_decode import _header
+from tests.ingest.test_ingest_workers import kill_workers_on_crash_files
 
 
 class MemorySource:
@@ -119,22 +129,6 @@ def test_a_codestream_declaring_another_size_than_the_header_is_refused(tmp_path
     bomb = data[:siz] + struct.pack(">II", 65535, 65535) + data[siz + 8 :]
     result = process(bomb)
     assert result.outcome == "rejected" and "declares 65535 x 65535" in result.reason
-
-
-def deflate_bomb(payload_bytes: int) -> bytes:
-    """A deflated file whose data set holds ``payload_bytes`` of zeros (built without holding them)."""
-    meta = dataset("deflated_le").file_meta
-    meta.TransferSyntaxUID = dicom_uid.DeflatedExplicitVRLittleEndian
-    head = DicomBytesIO()
-    head.write(bytes(128) + b"DICM")
-    write_file_meta_info(head, meta)
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    body = bytearray(compressor.compress(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, payload_bytes)))
-    zeros = bytes(MIB)
-    for _ in range(payload_bytes // MIB):
-        body += compressor.compress(zeros)
-    body += compressor.flush()
-    return head.getvalue() + bytes(body)
 
 
 def test_a_deflate_bomb_is_refused_while_inflating():
@@ -235,3 +229,102 @@ def test_limits_and_policy_come_from_the_config(tmp_path: Path):
     assert "max_inflated_mib" in process(deflated, max_inflated_mib=0.01, max_inflate_ratio=1000).reason
     kept = {policy: process(data, deid_policy=policy).header_line for policy in ("allowlist", "annex_e")}
     assert '"00080070"' in str(kept["annex_e"]) and '"00080070"' not in str(kept["allowlist"])  # Manufacturer
+
+
+# --------------------------------------------------------------------------- the stage on a hostile corpus
+
+
+TWO_GB_KIB = 2 * 1024 * 1024
+
+
+def _texts(path: Path) -> list[str]:
+    """A file's content as searchable text: parquet cell by cell, JSON with its escapes undone, and the raw
+    bytes both as UTF-8 and as Latin-1 (SQLite pages, binary shards)."""
+    data = path.read_bytes()
+    texts = [data.decode("utf-8", "replace"), data.decode("latin-1")]
+    if path.suffix == ".parquet":
+        texts.append(pd.read_parquet(path).astype(str).to_csv(index=False))
+    elif path.suffix in (".json", ".jsonl"):
+        lines = [line for line in data.splitlines() if line.strip()] if path.suffix == ".jsonl" else [data]
+        texts += [json.dumps(json.loads(line), ensure_ascii=False) for line in lines]
+    return texts
+
+
+def _leaks(texts: dict[str, list[str]], secrets: set[str]) -> set[tuple[str, str]]:
+    """(where, secret) for each secret found ignoring case, and, for names, ignoring separators too."""
+    leaks = set()
+    for where, variants in texts.items():
+        for text in variants:
+            lowered = text.lower()
+            squeezed = re.sub(r"[\W_]+", "", lowered)
+            for secret in secrets:
+                needle = secret.lower()
+                if needle in lowered or (needle.isalpha() and len(needle) >= 6 and needle in squeezed):
+                    leaks.add((where, secret))
+    return leaks
+
+
+@pytest.mark.slow
+def test_the_stage_survives_a_hostile_corpus_and_leaks_nothing(
+    tmp_path: Path,
+    isolated_mlflow: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    peaks_before = {
+        who: resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    }
+    corpus = build_hostile_corpus(tmp_path / "archive")
+    caplog.set_level(logging.DEBUG)
+    caplog.clear()  # pydicom's warnings while the corpus was written quote the planted values
+    inputs = {p: p.read_bytes() for p in corpus.root.rglob("*") if p.is_file() and not p.is_symlink()}
+    found = _leaks({"inputs": [b.decode("utf-8", "replace") for b in inputs.values()]}, corpus.secrets)
+    assert found == {("inputs", s) for s in corpus.secrets}, "the leak search finds every planted secret"
+    kill_workers_on_crash_files(monkeypatch)
+    monkeypatch.setenv(KEY_ENV, TEST_KEY.secret.decode())
+    out, kept_apart = tmp_path / "out", tmp_path / "operator" / "paths.csv"
+    code = main(
+        [
+            "preprocess", "--params", str(PARAMS), "--image-size", "64", "--shard-size", "8",
+            "--workers", "2", "--log-paths", "keyed", "--source", str(corpus.root), "--out", str(out),
+            "--path-map", str(kept_apart), "--metrics", str(tmp_path / "metrics" / "preprocess.json"),
+            "--plots", str(tmp_path / "plots"), "--no-progress",
+        ]
+    )  # fmt: skip
+    assert code == 0, "no crash, and the clean and PHI-laden files make a valid dataset"
+
+    # Every directory entry (files, links, FIFOs; not folders) once in the report, with a reason.
+    entries = [
+        str(Path(d, n).relative_to(corpus.root))
+        for d, folders, files in os.walk(corpus.root)
+        for n in files + [f for f in folders if Path(d, f).is_symlink()]
+    ]
+    report = pd.read_parquet(out / "report" / "files.parquet")
+    assert sorted(report["path"]) == sorted(TEST_KEY.path_tag(e) for e in entries)
+    assert report["path"].is_unique and (report["path"] == report["path_key"]).all()
+    reasons = report.set_index(pd.read_csv(kept_apart).set_index("path_key").loc[report["path"], "path"])
+    assert (reasons.loc[reasons["outcome"] != "ingested", "reason"] != "").all()
+    assert reasons.loc["crash_sigkill.dcm", "reason"] == "worker died (SIGKILL)"
+    ingested = set(reasons.index[reasons["outcome"] == "ingested"])
+    assert {"clean_0.dcm", "clean_1.dcm", "clean_2.dcm", "lee.dcm"} <= ingested
+    # The PHI-laden files are ingested, cleaned (one through a link listed before its target).
+    assert len([p for p in ingested if "_ACC" in p or p == "QUETZALCOATL_link.dcm"]) == 3
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    assert not manifest["labeled"].any(), "no labels table: every image unlabeled"
+
+    # No planted identifying string in any output: headers, manifest, reports, metrics, plots, logs, MLflow.
+    store = Path(isolated_mlflow.removeprefix("sqlite:///")).parent
+    folders = (out, tmp_path / "metrics", tmp_path / "plots", store)
+    outputs = [p for folder in folders for p in folder.rglob("*")]
+    texts = {str(p): _texts(p) for p in outputs if p.is_file()}
+    texts["logs"] = ["\n".join(r.getMessage() for r in caplog.records)]
+    assert len(texts) > 10 and any("headers" in name for name in texts)
+    assert not _leaks(texts, corpus.secrets)
+    assert TEST_KEY.secret.decode() not in "".join(t for v in texts.values() for t in v)
+    assert {"QUETZALCOATL_ZEPHYRINE/MRN-70419283_ACC99887766.dcm"} <= set(pd.read_csv(kept_apart)["path"])
+
+    # No process, parent or worker, went past 2 GB (maxrss: KiB on Linux, the peak over the process's life,
+    # so only meaningful where earlier tests of the session stayed below it).
+    for who, before in peaks_before.items():
+        if before < TWO_GB_KIB:
+            assert resource.getrusage(who).ru_maxrss < TWO_GB_KIB, who

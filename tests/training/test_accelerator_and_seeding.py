@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
+from cxrpriv.training import accelerator
 from cxrpriv.training.accelerator import select_accelerator
 from cxrpriv.training.seeding import epoch_rng, stream_seed
 
@@ -22,6 +25,52 @@ def test_asking_for_cuda_without_it_is_a_clear_error() -> None:
         pytest.skip("CUDA is present")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         select_accelerator("cuda")
+
+
+@pytest.fixture
+def gpu_but_no_cuda(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A machine with an NVIDIA device node on which torch finds no usable CUDA."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(accelerator.glob, "glob", lambda pattern: ["/dev/nvidia0"])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return monkeypatch
+
+
+def test_auto_warns_when_a_gpu_is_present_but_torch_is_a_cpu_build(gpu_but_no_cuda, caplog) -> None:
+    gpu_but_no_cuda.setattr(torch.version, "cuda", None)
+    with caplog.at_level(logging.INFO, logger="cxrpriv.training.accelerator"):
+        assert select_accelerator("auto").device.type == "cpu"
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "/dev/nvidia0 exists" in record.message and "CPU-only build" in record.message
+
+
+def test_auto_warns_with_the_cuda_initialisation_error(gpu_but_no_cuda, caplog) -> None:
+    def too_old() -> None:
+        raise RuntimeError("The NVIDIA driver on your system is too old (found version 12020)")
+
+    gpu_but_no_cuda.setattr(torch.version, "cuda", "13.0")
+    gpu_but_no_cuda.setattr(torch.cuda, "init", too_old)
+    with caplog.at_level(logging.WARNING, logger="cxrpriv.training.accelerator"):
+        select_accelerator("auto")
+    (record,) = caplog.records
+    assert "driver on your system is too old" in record.message and "CUDA 13.0" in record.message
+
+
+def test_a_gpu_hidden_on_purpose_is_only_noted(gpu_but_no_cuda, caplog) -> None:
+    gpu_but_no_cuda.setenv("CUDA_VISIBLE_DEVICES", "")
+    with caplog.at_level(logging.INFO, logger="cxrpriv.training.accelerator"):
+        select_accelerator("auto")
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+
+
+def test_no_warning_without_any_sign_of_a_gpu(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(accelerator.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(accelerator.shutil, "which", lambda name: None)
+    with caplog.at_level(logging.INFO, logger="cxrpriv.training.accelerator"):
+        select_accelerator("auto")
+    assert not caplog.records
 
 
 @pytest.mark.gpu

@@ -5,6 +5,9 @@ Clean labels come from the synthetic answer key (``--answer-key``) or, for real 
 ChestX-ray14 format (``--clean-labels``), matched to ingested images by file name (the ingest report's
 source path stem against ``Image Index`` without extension); test images without a re-read are then left
 out of the clean evaluation. Without either, the stage trains and reports the text-mined evaluation only.
+
+Unlabeled images (ingested without a labels-table row: ``labeled`` False) are in no split's rows here, so
+they are neither trained on nor evaluated; their ``mined`` rows hold NaN.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ PRIORS_SCHEMA = "cxrpriv.priors/1"
 class ClassifierData:
     manifest: pd.DataFrame
     findings: tuple[str, ...]
-    mined: np.ndarray  # (n, k) float32 text-mined labels, manifest order
-    train: np.ndarray  # manifest rows
+    mined: np.ndarray  # (n, k) float32 text-mined labels, manifest order; NaN on unlabeled rows
+    train: np.ndarray  # manifest rows (labeled ones only, as validation and test)
     validation: np.ndarray
     test: np.ndarray
     clean: np.ndarray | None  # (n, k) uint8 true labels; rows without one hold 255
@@ -60,13 +63,12 @@ def load_data(
     findings = config.finding_names
     try:
         dataset = open_dataset(ingest_dir, (*IMAGE_COLUMNS, *findings))
-        mined = dataset.labels(findings)
+        mined, rows = _labeled_splits(dataset, findings)
     except DatasetError as exc:
         raise ClassifierInputError(str(exc)) from exc
     manifest, manifest_path = dataset.manifest, dataset.manifest_path
-    rows = dataset.split_rows()
     if len(rows["train"]) == 0:
-        raise ClassifierInputError(f"{manifest_path}: the train split is empty")
+        raise ClassifierInputError(f"{manifest_path}: the train split has no labeled image")
     if len(rows["validation"]) == 0:
         # A tiny cohort can leave a split empty; model selection then watches the training images (flagged).
         log.warning(
@@ -132,6 +134,19 @@ def load_data(
         masks=masks,
         priors_summary=summary,
     )
+
+
+def _labeled_splits(dataset: Dataset, findings: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(n, k) text-mined labels with NaN on unlabeled rows, and each split's labeled rows."""
+    labeled = dataset.labeled_rows()
+    mined = np.full((len(dataset.manifest), len(findings)), np.nan, dtype=np.float32)
+    mined[labeled] = dataset.labels(findings, labeled)
+    unlabeled = len(dataset.manifest) - len(labeled)
+    if unlabeled:
+        log.info(
+            "%s: %d unlabeled images left out of training and evaluation", dataset.manifest_path, unlabeled
+        )
+    return mined, {split: dataset.labeled_rows(rows) for split, rows in dataset.split_rows().items()}
 
 
 def noise_channel_from_priors(

@@ -37,8 +37,8 @@ class EvaluateConfig:
         "films. 0.03: the release must stay about as useful for reading findings as the original."
     )
     max_linkage_p_at_1: float = help_field(
-        "Gate: most share of anonymized test films whose nearest original film (of the strongest "
-        "attacker) is the patient's own (retrieval linkage P@1)."
+        "Gate: most share of anonymized test films whose nearest original film (its own original left "
+        "out) is another film of the same patient, for any retrained attacker seed (retrieval linkage P@1)."
     )
 
     def validate(self) -> None:

@@ -107,3 +107,32 @@ def read_decision(path: Path) -> ReleaseDecision:
     if decision.decision not in (PASS, FAIL):
         raise DecisionError(f"{path}: decision must be '{PASS}' or '{FAIL}', not {decision.decision!r}")
     return decision
+
+
+def describe(decision: ReleaseDecision) -> str:
+    """One paragraph: the decision, the variant and, when it failed, why."""
+    verdict = "PASS" if decision.passed else "FAIL"
+    reasons = "".join(f"\n  - {reason}" for reason in decision.reasons)
+    return f"Release decision for {decision.variant}: {verdict}{reasons}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cxrpriv.evaluate.decision DIR_OR_FILE``: print the decision (how `make pipeline` ends)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0] if args else "data/evaluate")
+    try:
+        decision = read_decision(path)
+    except DecisionError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    report = (path if path.is_dir() else path.parent) / "report.html"
+    print(describe(decision))
+    if report.is_file():
+        print(f"Report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -125,6 +125,125 @@ def _examples(original: Dataset, variants: Sequence[tuple[str, Dataset]], k: int
     return out
 
 
+@dataclass
+class _Judges:
+    """The frozen verifier and classifier and everything needed to measure one variant."""
+
+    config: EvaluateConfig
+    inputs: EvaluateInputs
+    original: Dataset
+    accelerator: Any
+    work_dir: Path
+    progress: bool
+    on_attacker_run: Callable[[str, str, dict[str, Any]], None] | None
+
+    def __post_init__(self) -> None:
+        from cxrpriv.classify.model import load_classifier
+        from cxrpriv.reid.model import load_verifier
+
+        device = self.accelerator.device
+        self.verifier, self.verifier_spec = load_verifier(self.inputs.verifier, device)
+        self.classifier, self.classifier_spec = load_classifier(self.inputs.classifier, device)
+
+    def frozen_attack(self, dataset: Dataset) -> dict[str, Any]:
+        return frozen_attack(
+            self.verifier, self.verifier_spec, dataset, self.original, self.inputs.settings, self.accelerator
+        )
+
+    def utility(self, dataset: Dataset) -> dict[str, Any]:
+        inputs = self.inputs
+        return frozen_utility(
+            self.classifier,
+            self.classifier_spec,
+            dataset,
+            inputs.answer_key,
+            inputs.classifier_config,
+            self.accelerator,
+        )
+
+    def reference(self) -> dict[str, Any]:
+        """The original films: the frozen verifier was trained on them, so it is their retrained attacker."""
+        frozen = self.frozen_attack(self.original)
+        train = self.original.split_rows()["train"]
+        run = {
+            "seed": int(self.inputs.settings.seed),
+            **{k: v for k, v in frozen.items() if k != "attacker"},
+            "train_images": int(train.size),
+            "train_patients": int(np.unique(self.original.manifest["patient_id"].to_numpy()[train]).size),
+            "train_pairs": 0,
+        }
+        trained = {"attacker": "the verifier stage's model (trained on the original films)"}
+        retrained = {self.inputs.attackers[0].name: {**trained, **summarize_runs([run])}}
+        return {
+            "name": REFERENCE,
+            "method": REFERENCE,
+            "settings": {},
+            "privacy": {"frozen_verifier": frozen, "retrained": retrained},
+            "utility": {"frozen_classifier": self.utility(self.original)},
+        }
+
+    def variant(self, name: str, method: str, settings: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+        work = self.work_dir / _slug(name)
+
+        def log_run(family: str, record: dict[str, Any]) -> None:
+            if self.on_attacker_run is not None:
+                self.on_attacker_run(name, family, record)
+
+        retrained = {
+            family.name: retrained_attack(
+                family,
+                dataset,
+                self.original,
+                self.inputs.settings,
+                self.accelerator,
+                work,
+                self.progress,
+                log_run,
+            )
+            for family in self.inputs.attackers
+        }
+        usefulness = {"frozen_classifier": self.utility(dataset)}
+        if self.config.retrain_classifier:
+            inputs = self.inputs
+            usefulness["retrained_classifier"] = retrained_utility(
+                inputs.classifier_config,
+                dataset,
+                inputs.priors,
+                inputs.answer_key,
+                self.accelerator,
+                work,
+                self.progress,
+            )
+        privacy = {"frozen_verifier": self.frozen_attack(dataset), "retrained": retrained}
+        return {
+            "name": name,
+            "method": method,
+            "settings": settings,
+            "privacy": privacy,
+            "utility": usefulness,
+        }
+
+
+def _open_variants(
+    inputs: EvaluateInputs, original: Dataset
+) -> list[tuple[str, str, dict[str, Any], Dataset]]:
+    variants = []
+    for path in inputs.anonymized:
+        dataset = open_dataset(path)
+        check_aligned(dataset, original)
+        variants.append((*variant_name(dataset), dataset))
+    names = [v[0] for v in variants]
+    # Two generators with the same bound (trained differently) are told apart by their folders' names.
+    variants = [
+        (f"{name} [{dataset.root.name}]" if names.count(name) > 1 else name, method, settings, dataset)
+        for name, method, settings, dataset in variants
+    ]
+    names = [v[0] for v in variants]
+    if len(set(names)) != len(names) or REFERENCE in names:
+        raise EvaluateInputError(f"variant names must be unique and not '{REFERENCE}': {names}")
+    return variants
+
+
 def evaluate(
     config: EvaluateConfig,
     inputs: EvaluateInputs,
@@ -134,96 +253,17 @@ def evaluate(
     on_attacker_run: Callable[[str, str, dict[str, Any]], None] | None = None,
 ) -> EvaluateResult:
     """``on_attacker_run(variant, family, record)`` is called after each retrained attacker seed."""
-    from cxrpriv.classify.model import load_classifier
-    from cxrpriv.reid.model import load_verifier
-
     accelerator = select_accelerator(device, mixed_precision=True)
     seed_everything(inputs.settings.seed)
     original = open_dataset(inputs.original)
-    variants = []
-    for path in inputs.anonymized:
-        dataset = open_dataset(path)
-        check_aligned(dataset, original)
-        variants.append((*variant_name(dataset), dataset))
-    names = [v[0] for v in variants]
-    if len(set(names)) != len(names) or REFERENCE in names:
-        raise EvaluateInputError(f"variant names must be unique and not '{REFERENCE}': {names}")
-    verifier, verifier_spec = load_verifier(inputs.verifier, accelerator.device)
-    classifier, classifier_spec = load_classifier(inputs.classifier, accelerator.device)
-
-    def utility(dataset: Dataset) -> dict[str, Any]:
-        return frozen_utility(
-            classifier, classifier_spec, dataset, inputs.answer_key, inputs.classifier_config, accelerator
-        )
-
-    frozen = frozen_attack(verifier, verifier_spec, original, original, inputs.settings, accelerator)
-    reference_run = {
-        "seed": int(inputs.settings.seed),
-        **{k: v for k, v in frozen.items() if k != "attacker"},
-        "train_images": int(original.split_rows()["train"].size),
-        "train_patients": int(
-            np.unique(original.manifest["patient_id"].to_numpy()[original.split_rows()["train"]]).size
-        ),
-        "train_pairs": 0,
-    }
-    records = [
-        {
-            "name": REFERENCE,
-            "method": REFERENCE,
-            "settings": {},
-            "privacy": {
-                "frozen_verifier": frozen,
-                "retrained": {
-                    inputs.attackers[0].name: {
-                        "attacker": "the verifier stage's model (trained on the original films)",
-                        **summarize_runs([reference_run]),
-                    }
-                },
-            },
-            "utility": {"frozen_classifier": utility(original)},
-        }
-    ]
-    for name, method, settings, dataset in variants:
-        privacy: dict[str, Any] = {
-            "frozen_verifier": frozen_attack(
-                verifier, verifier_spec, dataset, original, inputs.settings, accelerator
-            ),
-            "retrained": {},
-        }
-        for family in inputs.attackers:
-
-            def log_run(family_name: str, record: dict[str, Any], variant: str = name) -> None:
-                if on_attacker_run is not None:
-                    on_attacker_run(variant, family_name, record)
-
-            privacy["retrained"][family.name] = retrained_attack(
-                family,
-                dataset,
-                original,
-                inputs.settings,
-                accelerator,
-                work_dir / _slug(name),
-                progress,
-                log_run,
-            )
-        usefulness = {"frozen_classifier": utility(dataset)}
-        if config.retrain_classifier:
-            usefulness["retrained_classifier"] = retrained_utility(
-                inputs.classifier_config,
-                dataset,
-                inputs.priors,
-                inputs.answer_key,
-                accelerator,
-                work_dir / _slug(name),
-                progress,
-            )
-        records.append(
-            {"name": name, "method": method, "settings": settings, "privacy": privacy, "utility": usefulness}
-        )
+    variants = _open_variants(inputs, original)
+    judges = _Judges(config, inputs, original, accelerator, Path(work_dir), progress, on_attacker_run)
+    records = [judges.reference(), *(judges.variant(*variant) for variant in variants)]
     test = original.split_rows()["test"]
+    frozen = records[0]["privacy"]["frozen_verifier"]
     results = {
         "reference": REFERENCE,
-        "chosen": names[0] if names else REFERENCE,
+        "chosen": variants[0][0] if variants else REFERENCE,
         "test": {
             "images": int(test.size),
             "patients": int(np.unique(original.manifest["patient_id"].to_numpy()[test]).size),

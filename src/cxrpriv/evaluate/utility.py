@@ -28,15 +28,18 @@ CLEAN, MINED = "clean (answer key)", "text-mined"
 
 def test_labels(
     dataset: Dataset, findings: tuple[str, ...], answer_key: Path | None
-) -> tuple[np.ndarray, str]:
-    """The test films' labels (n, k): clean from the answer key when given, else text-mined."""
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The test films' labels (m, k), which of the n test films they belong to (bool n), and their source:
+    clean from the answer key when given (every film), else text-mined (labeled films only)."""
     rows = dataset.split_rows()["test"]
     if answer_key is None:
-        return dataset.labels(findings)[rows].astype(np.uint8), MINED
+        kept = dataset.labeled()[rows]
+        return dataset.labels(findings, rows[kept]).astype(np.uint8), kept, MINED
     from cxrpriv.synth.answer_key import clean_labels
 
     ids = dataset.manifest["image_id"].astype(str).to_numpy()[rows].tolist()
-    return clean_labels(dataset.root, answer_key, ids, findings).labels.astype(np.uint8), CLEAN
+    labels = clean_labels(dataset.root, answer_key, ids, findings).labels.astype(np.uint8)
+    return labels, np.ones(len(rows), dtype=bool), CLEAN
 
 
 @torch.no_grad()
@@ -88,9 +91,10 @@ def frozen_utility(
     accelerator: Accelerator,
 ) -> dict[str, Any]:
     findings = tuple(spec["findings"])
-    labels, source = test_labels(dataset, findings, answer_key)
+    labels, kept, source = test_labels(dataset, findings, answer_key)
     probabilities = classifier_probabilities(classifier, spec, dataset, accelerator, config.eval_batch_size)
     patients = dataset.manifest["patient_id"].astype(str).to_numpy()[dataset.split_rows()["test"]]
+    probabilities, patients = probabilities[kept], patients[kept]  # unlabeled films have nothing to score
     report = auc_report(
         labels,
         probabilities,

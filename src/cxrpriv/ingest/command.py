@@ -22,8 +22,11 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--labels",
-        default="data/synthetic/dataset/Data_Entry_2017.csv",
-        help="Labels table in the ChestX-ray14 Data_Entry_2017 format, path or s3:// (default: %(default)s).",
+        default=None,
+        help="Labels table in the ChestX-ray14 Data_Entry_2017 format, path or s3:// (the synthetic "
+        "cohort's: data/synthetic/dataset/Data_Entry_2017.csv). Without it, or for images it has no row "
+        "for, images are ingested unlabeled (labeled False, findings missing): fine for the verifier, the "
+        "anonymizer and the release, left out of classifier training and utility metrics.",
     )
     add_output_options(parser, "preprocess", Path("data/ingest"), "Output directory")
     parser.add_argument(
@@ -43,6 +46,13 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Also write original patient ID -> pseudonym here (CSV). Identifying: keep it apart from the "
         "dataset; refused inside --out.",
+    )
+    parser.add_argument(
+        "--path-map",
+        type=Path,
+        default=None,
+        help="With log_paths: keyed, also write keyed tag -> source path here (CSV; the files report then "
+        "holds only the tags). Identifying like the pseudonym map: keep it apart; refused inside --out.",
     )
     parser.add_argument(
         "--s3-endpoint-url",
@@ -79,6 +89,7 @@ def _run(config: PreprocessConfig, args: argparse.Namespace, context: StageConte
             context,
             endpoint_url=args.s3_endpoint_url,
             pseudonym_map=args.pseudonym_map,
+            path_map=args.path_map,
         )
     except ValidationFailed as exc:
         log.error("%s (report: %s)", exc, validation_report_path(context.out))

@@ -493,20 +493,34 @@ def decode_dicom(ds: Dataset, work_side: int, raw: bytes | None = None) -> Decod
     return Decoded(values.astype(np.float32, copy=False), (rows, cols), done * remaining, inverted(ds))
 
 
-def decode_png(data: bytes, work_side: int) -> Decoded:
-    """A grayscale PNG (ChestX-ray14 layout: 8-bit, some stored as RGB(A) with equal channels)."""
+# Bytes per pixel Pillow decodes each PNG mode into (others: 4, the widest).
+_PNG_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "I;16": 2, "RGB": 3, "RGBA": 4}
+
+
+def decode_png(data: bytes, work_side: int, max_frame_bytes: int = Limits.max_frame_bytes) -> Decoded:
+    """A grayscale PNG (ChestX-ray14 layout: 8-bit, some stored as RGB(A) with equal channels); one whose
+    declared size would decode to more than ``max_frame_bytes`` is refused before decoding."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+            frame = width * height * _PNG_MODE_BYTES.get(im.mode, 4)
+            if frame > max_frame_bytes:  # a few KB of zlib can declare gigabytes
+                raise InputLimitError(
+                    f"declared pixel data too large: {width} x {height} PNG ({im.mode}) is "
+                    f"{frame / MIB:.0f} MiB, over max_frame_mib {max_frame_bytes / MIB:g}"
+                )
             im.load()
             arr = np.asarray(im)
             mode = im.mode
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except InputLimitError:
+        raise
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise DecodeError(f"PNG cannot be decoded ({type(exc).__name__})") from exc
     if arr.ndim == 3:
-        color = arr[..., :3].astype(np.int32)
-        if (color != color[..., :1]).any():
+        # Channel by channel: a widened copy of a large RGB image would cost four times its size.
+        if any((arr[..., c] != arr[..., 0]).any() for c in range(1, min(arr.shape[-1], 3))):
             raise DecodeError(f"colour image (PNG mode {mode}), not a grayscale radiograph")
         arr = arr[..., 0]
     if arr.ndim != 2:

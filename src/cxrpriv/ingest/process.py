@@ -233,7 +233,7 @@ def _ingest_png(ctx: WorkerContext, result: FileResult, data: bytes, deid: Deide
     result.source_format = "png"
     result.image_id = deid.image_id(f"path:{result.path}")
     result.fields = {"photometric": "PNG", "modality": None, "study_date": None}
-    _ingest_pixels(ctx, result, decode_png(data, ctx.work_side), flagged=False)
+    _ingest_pixels(ctx, result, decode_png(data, ctx.work_side, ctx.limits.max_frame_bytes), flagged=False)
     result.header_line = json.dumps({"image_id": result.image_id, "header": {}, "dropped_bulk": []})
 
 

@@ -24,16 +24,19 @@ def _inside(path: Path, folder: Path) -> bool:
 def run_preprocess(
     config: PreprocessConfig,
     source_uri: str,
-    labels_uri: str,
+    labels_uri: str | None,
     key: DeidKey,
     context: StageContext,
     *,
     endpoint_url: str | None = None,
     pseudonym_map: Path | None = None,
+    path_map: Path | None = None,
 ) -> dict[str, Any]:
-    """Ingest the source (a folder or ``s3://`` prefix) with its labels table into ``context.out``, write
-    metrics and plots, and record it all in one MLflow run; returns the metrics. ``pseudonym_map``, if
-    given, receives original patient ID -> pseudonym (identifying: refused inside the output or source)."""
+    """Ingest the source (a folder or ``s3://`` prefix) with its labels table (None: none, every image
+    unlabeled) into ``context.out``, write metrics and plots, and record it all in one MLflow run; returns
+    the metrics. ``pseudonym_map``, if given, receives original patient ID -> pseudonym, and ``path_map``
+    (``log_paths: keyed`` only) keyed tag -> source path; both are identifying, refused inside the output
+    or source."""
     from cxrpriv.ingest.labels import LabelsTable
     from cxrpriv.ingest.report import write_plots
     from cxrpriv.ingest.sources import open_source, read_uri
@@ -41,16 +44,24 @@ def run_preprocess(
     from cxrpriv.tracking import stage_run
 
     out = context.out
-    if pseudonym_map is not None:
-        local_source = None if str(source_uri).startswith("s3://") else Path(source_uri)
-        if _inside(pseudonym_map, out) or (local_source is not None and _inside(pseudonym_map, local_source)):
-            raise ValueError("the pseudonym map must be written outside the output and source folders")
+    local_source = None if str(source_uri).startswith("s3://") else Path(source_uri)
+    for name, mapping in (("pseudonym map", pseudonym_map), ("path map", path_map)):
+        if mapping is not None and (
+            _inside(mapping, out) or (local_source is not None and _inside(mapping, local_source))
+        ):
+            raise ValueError(f"the {name} must be written outside the output and source folders")
+    if path_map is not None and config.log_paths != "keyed":
+        raise ValueError("--path-map needs log_paths: keyed (otherwise the files report holds the paths)")
     if key.is_demo:
         log.warning("using the public demo key: pseudonyms are not secret; never use it on real patients")
     elif key.source == "throwaway":
         log.warning("using a throwaway key: these pseudonyms cannot be reproduced or extended by a later run")
-    labels_bytes = read_uri(labels_uri, endpoint_url)
-    labels = LabelsTable.from_csv(labels_bytes, Path(str(labels_uri)).name)
+    labels_bytes, labels = b"", None
+    if labels_uri is not None:
+        labels_bytes = read_uri(labels_uri, endpoint_url)
+        labels = LabelsTable.from_csv(labels_bytes, Path(str(labels_uri)).name)
+    else:
+        log.warning("no labels table: every image is ingested unlabeled (not for classifier training)")
     source = open_source(source_uri, endpoint_url)
     params = {"preprocess": config_to_dict(config)}
     with stage_run("preprocess", params, context.profile, input_hash="pending", tags=context.tags) as run:
@@ -62,6 +73,7 @@ def run_preprocess(
             out,
             key,
             pseudonym_map=pseudonym_map,
+            path_map=path_map,
             progress=context.progress,
             on_validation_report=lambda report: run.log_dict(report, VALIDATION_REPORT_FILE),
         )
@@ -78,8 +90,9 @@ def run_preprocess(
             run.log_artifact(plot, "plots")
     counts = result.metrics["outcomes"]
     log.info(
-        "preprocess: %d ingested, %d quarantined, %d rejected (%d files this run) into %s",
+        "preprocess: %d ingested (%d unlabeled), %d quarantined, %d rejected (%d files this run) into %s",
         counts["ingested"],
+        result.metrics["n_images_unlabeled"],
         counts["quarantined"],
         counts["rejected"],
         result.metrics["files_processed"],

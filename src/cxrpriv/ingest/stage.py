@@ -12,19 +12,19 @@ image replaces its old manifest row (the old shard slot stays, unreferenced). Th
 when the manifest fails validation (an empty batch included): this run's would-be images are then rejected
 as not stored, and tried again by the next run.
 
-Workers decode in parallel; the parent alone writes shards, so memory is one shard buffer plus a bounded
-window of in-flight results, whatever the number of files.
+Workers decode in parallel, each in its own process (:mod:`cxrpriv.ingest.workers`: a worker that dies costs
+only the file it held); the parent alone writes shards, so memory is one shard buffer plus a bounded window
+of in-flight results, whatever the number of files.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from cxrpriv.chestxray14 import FINDINGS
 from cxrpriv.dataset import (
     FILES_REPORT_COLUMNS,
     MANIFEST_COLUMNS,
+    PATH_MAP_COLUMNS,
     REPORT_DIR,
     SPLITS,
     STATE_FILE,
@@ -45,11 +46,10 @@ from cxrpriv.dataset import (
     phi_hashes_path,
     validation_report_path,
 )
-from cxrpriv.ingest.allocator import keep_freed_memory
 from cxrpriv.ingest.config import PreprocessConfig
 from cxrpriv.ingest.deid import Deidentifier
 from cxrpriv.ingest.keys import DeidKey
-from cxrpriv.ingest.labels import LabelsTable
+from cxrpriv.ingest.labels import LabelRow, LabelsTable
 from cxrpriv.ingest.phi_hashes import merge_hashes
 from cxrpriv.ingest.process import (
     INGESTED,
@@ -58,7 +58,6 @@ from cxrpriv.ingest.process import (
     REJECTED,
     FileResult,
     WorkerContext,
-    process_file,
     reason_category,
 )
 from cxrpriv.ingest.screening import coded
@@ -66,6 +65,7 @@ from cxrpriv.ingest.shards import IMAGES_DIR, ShardWriter
 from cxrpriv.ingest.sources import Source, SourceFile
 from cxrpriv.ingest.splits import stratified_patient_splits
 from cxrpriv.ingest.validation import ValidationFailed, validate_manifest
+from cxrpriv.ingest.workers import WORKER_DIED, deidentifier, ordered_results
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,11 @@ log = logging.getLogger(__name__)
 NOT_STORED = "not stored: the manifest failed validation"
 RETRYABLE_REASONS = (
     "cannot be read from the source",
-    "no row for this image in the labels table",
     NOT_STORED,
+    WORKER_DIED,  # may have been the machine's memory, not the file: one more try costs one new worker
 )
 # Report and manifest rows are folded into DataFrames this many at a time.
 ROW_CHUNK = 8192
-# Files per worker call, and calls in flight per worker: enough to hide IPC, small enough to bound memory.
-CHUNK = 4
-WINDOW_PER_WORKER = 4
 
 
 class StageError(RuntimeError):
@@ -95,62 +92,6 @@ class IngestResult:
     manifest: pd.DataFrame
     files: pd.DataFrame
     new_shards: list[str] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------- parallel map
-
-
-_CONTEXT: WorkerContext | None = None
-_DEID: Deidentifier | None = None
-
-
-def _init_worker(ctx: WorkerContext) -> None:
-    global _CONTEXT, _DEID
-    keep_freed_memory()  # reuse each file's large buffers for the next one (see allocator.py)
-    _CONTEXT = ctx
-    _DEID = _deidentifier(ctx.key, ctx.config)
-    # Codec plugins and pydicom log per file at INFO/WARNING, sometimes with header values.
-    for noisy in ("pydicom", "openjpeg", "pylibjpeg", "rle", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-
-
-def _deidentifier(key: DeidKey, config: PreprocessConfig) -> Deidentifier:
-    return Deidentifier(key, config.deid_options, config.max_date_shift_days, config.deid_policy)
-
-
-def _run_chunk(items: list[SourceFile]) -> list[FileResult]:
-    assert _CONTEXT is not None and _DEID is not None
-    return [process_file(_CONTEXT, item, _DEID) for item in items]
-
-
-def _chunks(items: Iterable[SourceFile], size: int) -> Iterator[list[SourceFile]]:
-    chunk: list[SourceFile] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def ordered_parallel(items: Iterable[SourceFile], ctx: WorkerContext, workers: int) -> Iterator[FileResult]:
-    """Results in input order, with at most ``workers * WINDOW_PER_WORKER`` chunks in flight."""
-    if workers <= 1:
-        _init_worker(ctx)
-        for chunk in _chunks(items, CHUNK):
-            yield from _run_chunk(chunk)
-        return
-    # fork: workers inherit the loaded modules; the key and config travel in memory only.
-    mp = multiprocessing.get_context("fork")
-    with mp.Pool(workers, initializer=_init_worker, initargs=(ctx,)) as pool:
-        pending: deque[Any] = deque()
-        for chunk in _chunks(items, CHUNK):
-            pending.append(pool.apply_async(_run_chunk, (chunk,)))
-            if len(pending) >= workers * WINDOW_PER_WORKER:
-                yield from pending.popleft().get()
-        while pending:
-            yield from pending.popleft().get()
 
 
 # --------------------------------------------------------------------------- state
@@ -175,6 +116,11 @@ def _check_state(state: dict[str, Any], key: DeidKey, config: PreprocessConfig) 
                 f"the output directory was made with {name}={state.get(name)}, not {getattr(config, name)}: "
                 "its shards cannot take the new images; use a new output directory"
             )
+    if state.get("log_paths", "relative") != config.log_paths:
+        raise StageError(
+            f"the output directory was made with log_paths={state.get('log_paths', 'relative')}, not "
+            f"{config.log_paths}: its report names files the other way; use a new output directory"
+        )
 
 
 def _previous(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -190,6 +136,8 @@ def _previous(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if manifest_file.is_file()
         else pd.DataFrame(columns=list(MANIFEST_COLUMNS))
     )
+    if "labeled" not in manifest.columns:  # every image of a manifest older than the column had labels
+        manifest["labeled"] = True
     return files, manifest
 
 
@@ -199,14 +147,19 @@ def _previous(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def preprocess(
     config: PreprocessConfig,
     source: Source,
-    labels: LabelsTable,
+    labels: LabelsTable | None,
     out_dir: Path,
     key: DeidKey,
     pseudonym_map: Path | None = None,
     progress: bool = False,
     on_validation_report: Callable[[dict[str, Any]], None] | None = None,
+    path_map: Path | None = None,
 ) -> IngestResult:
-    """Ingest every new or changed file of ``source`` into ``out_dir``; returns metrics and tables."""
+    """Ingest every new or changed file of ``source`` into ``out_dir``; returns metrics and tables.
+
+    ``labels`` None (no table) ingests every image unlabeled. Under ``log_paths: keyed`` the report names
+    files by keyed tags, and ``path_map``, if given, receives tag -> source path (identifying: keep apart).
+    """
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -233,18 +186,22 @@ def preprocess(
     path_to_image = dict(zip(ingested_before["path"], ingested_before["image_id"], strict=True))
 
     skipped: Counter[str] = Counter()
+    ctx = WorkerContext(source, config, key, keep_original_ids=pseudonym_map is not None)
+    reported = ctx.shown_path  # how the report names a file: its path, or its keyed tag
+    listed_paths: dict[str, str] = {}  # keyed tag -> path, only kept for an explicit path map
 
     def todo() -> Iterator[SourceFile]:
         for item in source.list():
-            known = before.get(item.path)
+            if path_map is not None:
+                listed_paths[reported(item.path)] = item.path
+            known = before.get(reported(item.path))
             if known is not None and known[0] == item.fingerprint and known[2]:
                 skipped["unchanged"] += 1
                 continue
             yield item
 
     workers = config.workers or os.cpu_count() or 1
-    ctx = WorkerContext(source, config, key, keep_original_ids=pseudonym_map is not None)
-    deid = _deidentifier(key, config)
+    deid = deidentifier(key, config)
     writer = ShardWriter(out_dir, config.shard_size, config.image_size, config.dtype)
     ingested_ids = set(previous_manifest["image_id"])
     replaced: set[str] = set()
@@ -258,23 +215,25 @@ def preprocess(
     seconds = 0.0
     bar = tqdm(desc="preprocess", unit="file", disable=not progress)
     try:
-        for res in ordered_parallel(todo(), ctx, workers):
+        for res in ordered_results(todo(), ctx, workers):
             bar.update()
             seconds += res.seconds
             phi_hashes.update(res.phi_hashes)
-            known = before.get(res.path)
+            path = reported(res.path)
+            known = before.get(path)
             if known is not None and known[1] == res.checksum and known[2]:
                 # Touched but unchanged: keep the earlier outcome, remember the new fingerprint.
                 skipped["same_checksum"] += 1
-                refingerprinted[res.path] = res.fingerprint
+                refingerprinted[path] = res.fingerprint
                 continue
+            label = None
             if res.outcome == INGESTED:
-                _join(
+                label = _join(
                     res,
-                    labels,
+                    labels.lookup(res.path) if labels is not None else None,
                     deid,
                     ingested_ids,
-                    path_to_image.get(res.path),
+                    path_to_image.get(path),
                     config.views,
                     new_patients,
                     pseudonym_map is not None,
@@ -283,15 +242,16 @@ def preprocess(
                 assert res.image is not None and res.header_line is not None and res.image_id is not None
                 shard, offset = writer.add(res.image, res.header_line)
                 ingested_ids.add(res.image_id)
-                label = labels.lookup(res.path)
-                assert label is not None
+                # Without a row the findings are missing, not negative: `labeled` says which.
+                findings = label.labels if label is not None else (pd.NA,) * len(FINDINGS)
                 rows.append(
                     {
                         "image_id": res.image_id,
                         "patient_id": res.patient_id,
                         "split": None,
                         **res.fields,
-                        **dict(zip(FINDINGS, label.labels, strict=True)),
+                        **dict(zip(FINDINGS, findings, strict=True)),
+                        "labeled": label is not None,
                         "source_format": res.source_format,
                         "source_checksum": res.checksum,
                         "shard": shard,
@@ -299,13 +259,13 @@ def preprocess(
                         "run": run,
                     }
                 )
-                if res.path in path_to_image:
-                    replaced.add(path_to_image[res.path])
+                if path in path_to_image:
+                    replaced.add(path_to_image[path])
             else:
-                log.info("%s: %s (%s)", ctx.shown_path(res.path), res.outcome, res.reason)
+                log.info("%s: %s (%s)", path, res.outcome, res.reason)
             file_rows.append(
                 {
-                    "path": res.path,
+                    "path": path,
                     "path_key": key.path_tag(res.path),
                     "size": res.size,
                     "fingerprint": res.fingerprint,
@@ -329,7 +289,8 @@ def preprocess(
 
     this_run = file_rows.frame()
     files = _merge_files(previous_files, this_run, refingerprinted)
-    manifest = _merge_manifest(previous_manifest, rows.frame(), replaced, config)
+    new_rows = rows.frame()
+    manifest = _merge_manifest(previous_manifest, new_rows, replaced, config)
     (out_dir / REPORT_DIR).mkdir(exist_ok=True)
     try:
         validation = validate_manifest(manifest, config.views, config.shard_size)
@@ -349,7 +310,9 @@ def preprocess(
     files.to_parquet(files_report_path(out_dir), index=False)
     merge_hashes(phi_hashes_path(out_dir), phi_hashes)
     if pseudonym_map is not None and new_patients:
-        _append_pseudonym_map(pseudonym_map, new_patients)
+        _append_map(pseudonym_map, "pseudonym", {"original_patient_id": new_patients})
+    if path_map is not None and config.log_paths == "keyed" and listed_paths:
+        _append_map(path_map, PATH_MAP_COLUMNS[0], {PATH_MAP_COLUMNS[1]: listed_paths})
     _write_json(
         out_dir / STATE_FILE,
         {
@@ -362,8 +325,11 @@ def preprocess(
             "aspect": config.aspect,
             "deid_policy": config.deid_policy,
             "deid_options": list(config.deid_options),
+            # How the files report names files (readers of a keyed report need the path map).
+            "log_paths": config.log_paths,
         },
     )
+    _warn_unlabeled(new_rows, labels is not None)
     wall = time.perf_counter() - start
     metrics = stage_metrics(manifest, files, this_run, skipped, wall, seconds, run, key)
     return IngestResult(out_dir, metrics, validation, manifest, files, new_shards)
@@ -379,26 +345,33 @@ def _not_stored(files: pd.DataFrame, this_run: pd.DataFrame) -> pd.DataFrame:
     return files
 
 
+def _warn_unlabeled(new_rows: pd.DataFrame, has_table: bool) -> None:
+    unlabeled = int((~new_rows["labeled"].astype(bool)).sum()) if len(new_rows) else 0
+    if unlabeled and has_table:
+        # A count, not the files: a table that misses every image usually names them differently.
+        log.warning("%d images of this run have no row in the labels table: ingested unlabeled", unlabeled)
+
+
 def _join(
     res: FileResult,
-    labels: LabelsTable,
+    label: LabelRow | None,
     deid: Deidentifier,
     ingested_ids: set[str],
     replacing: str | None,
     views: list[str],
     new_patients: dict[str, str],
     keep_map: bool,
-) -> None:
-    """Attach labels and (for PNG) the patient; demote to rejected when that is impossible."""
-    label = labels.lookup(res.path)
+) -> LabelRow | None:
+    """Attach ``label`` (the image's labels-table row, if any) and (for PNG) the patient; demote to
+    rejected when that is impossible. Returns the row the manifest takes its labels from."""
     reason = ""
-    if label is None:
-        reason = "no row for this image in the labels table"
-    elif res.image_id in ingested_ids and res.image_id != replacing:
+    if res.image_id in ingested_ids and res.image_id != replacing:
         # (a changed file's new image keeps its image ID and replaces its old row: not a duplicate)
         reason = "duplicate of an ingested image (same SOP Instance UID)"
     elif res.source_format == "png":
-        if not label.patient_id:
+        if label is None:
+            reason = "no row for this PNG in the labels table (its only source of a patient)"
+        elif not label.patient_id:
             reason = "no Patient ID for this PNG in the labels table"
         else:
             res.patient_id = deid.pseudonym(label.patient_id)
@@ -420,6 +393,7 @@ def _join(
         res.outcome, res.reason, res.image, res.header_line = REJECTED, reason, None, None
     elif keep_map and res.source_format == "dicom" and res.original_patient_id and res.patient_id:
         new_patients[res.patient_id] = res.original_patient_id
+    return label
 
 
 def _final(checksum: object, reason: object) -> bool:
@@ -473,7 +447,8 @@ def _merge_manifest(
     if len(new):
         splits = stratified_patient_splits(
             new["patient_id"],
-            new[list(FINDINGS)].to_numpy(dtype=np.int64),
+            # Unlabeled images count as images without a finding: they still fill the splits.
+            new[list(FINDINGS)].astype("Int64").fillna(0).to_numpy(dtype=np.int64),
             config.split_fractions,
             config.split_seed,
             existing,
@@ -482,9 +457,11 @@ def _merge_manifest(
     frames = [f for f in (kept, new) if len(f)]
     manifest = pd.concat(frames, ignore_index=True) if frames else new
     manifest = manifest[list(MANIFEST_COLUMNS)]
-    for column in ("shard", "offset", "run", *FINDINGS):
+    for column in ("shard", "offset", "run"):
         manifest[column] = manifest[column].astype("int64")
-    manifest["age"] = manifest["age"].astype("Int64")
+    for column in ("age", *FINDINGS):  # findings are missing (NA) on unlabeled rows
+        manifest[column] = manifest[column].astype("Int64")
+    manifest["labeled"] = manifest["labeled"].astype("bool")
     for column in ("pixel_mean", "pixel_std"):
         manifest[column] = manifest[column].astype("float64")
     for column in ("image_id", "patient_id", "split", "view", "sex", "study_date", "modality", "photometric"):
@@ -500,16 +477,18 @@ def _remove_shards(out_dir: Path, names: list[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _append_pseudonym_map(path: Path, new_patients: dict[str, str]) -> None:
+def _append_map(path: Path, key_column: str, values: dict[str, dict[str, str]]) -> None:
+    """Add ``key -> value`` rows (``values``: value column -> {key: value}) to an identifying map kept
+    apart from the dataset (the pseudonym map, the path map); a key already there keeps its first row."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(
-        {"pseudonym": list(new_patients), "original_patient_id": list(new_patients.values())}
-    )
+    ((value_column, mapping),) = values.items()
+    frame = pd.DataFrame({key_column: list(mapping), value_column: list(mapping.values())})
     if path.is_file():
-        frame = pd.concat([pd.read_csv(path, dtype=str), frame]).drop_duplicates("pseudonym", keep="first")
+        earlier = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.concat([earlier, frame]).drop_duplicates(key_column, keep="first")
     tmp = path.with_suffix(path.suffix + ".tmp")
-    frame.sort_values("pseudonym").to_csv(tmp, index=False)
+    frame.sort_values(key_column).to_csv(tmp, index=False)
     os.replace(tmp, path)
 
 
@@ -550,6 +529,7 @@ def stage_metrics(
             for outcome in (QUARANTINED, REJECTED)
         },
         "n_images": len(manifest),
+        "n_images_unlabeled": int((~manifest["labeled"]).sum()),
         "n_patients": int(manifest["patient_id"].nunique()),
         "n_shards": int(manifest["shard"].nunique()) if len(manifest) else 0,
         "phi_tripwire": {
@@ -567,9 +547,13 @@ def stage_metrics(
     }
     for split in SPLITS:
         part = manifest[manifest["split"] == split]
+        labeled = part[part["labeled"]]
         metrics["splits"][split] = {
             "images": len(part),
+            "unlabeled": int(len(part) - len(labeled)),
             "patients": int(part["patient_id"].nunique()),
-            "any_finding": round(float(part[list(FINDINGS)].max(axis=1).mean()), 4) if len(part) else None,
+            "any_finding": (
+                round(float(labeled[list(FINDINGS)].max(axis=1).mean()), 4) if len(labeled) else None
+            ),
         }
     return metrics

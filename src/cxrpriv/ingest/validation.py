@@ -1,10 +1,10 @@
 """Great Expectations checks on the manifest: a failure stops the stage with the failing expectations named.
 
 Two suites run in an ephemeral context: ``manifest`` on the manifest itself (schema, keys, value ranges,
-labels in {0, 1}, pseudonym formats, image statistics), and ``patients`` on one row per patient (each
-patient in exactly one split). The report keeps, per expectation, its name, type, column, success and
-unexpected counts, never the unexpected values themselves: in a broken manifest those could be the very
-identifiers that should not be there.
+labels in {0, 1} on labeled rows and missing on unlabeled ones, pseudonym formats, image statistics), and
+``patients`` on one row per patient (each patient in exactly one split). The report keeps, per expectation,
+its name, type, column, success and unexpected counts, never the unexpected values themselves: in a broken
+manifest those could be the very identifiers that should not be there.
 """
 
 from __future__ import annotations
@@ -98,14 +98,26 @@ def manifest_checks(views: Sequence[str], shard_size: int) -> list[Check]:
             {"column": "pixel_std", "min_value": PIXEL_STD_RANGE[0], "max_value": PIXEL_STD_RANGE[1]},
         ),
     ]
-    not_null = ("image_id", "patient_id", "split", "view", "source_checksum", "shard", "offset")
+    not_null = ("image_id", "patient_id", "split", "view", "source_checksum", "shard", "offset", "labeled")
     specs += [(f"{c} not null", "ColumnValuesToNotBeNull", {"column": c}) for c in (*not_null, "pixel_mean")]
-    for finding in FINDINGS:
-        specs.append((f"{finding} not null", "ColumnValuesToNotBeNull", {"column": finding}))
-        specs.append(
-            (f"{finding} in {{0, 1}}", "ColumnValuesToBeInSet", {"column": finding, "value_set": [0, 1]})
-        )
+    specs += _label_specs()
     return [Check(name, getattr(gxe, "Expect" + kind)(**kwargs)) for name, kind, kwargs in specs]
+
+
+def _label_specs() -> list[tuple[str, str, dict[str, Any]]]:
+    """Findings are 0/1 where ``labeled``, and missing where not (a missing label is never a negative)."""
+    labeled = {"row_condition": "labeled == True", "condition_parser": "pandas"}
+    unlabeled = {"row_condition": "labeled == False", "condition_parser": "pandas"}
+    specs: list[tuple[str, str, dict[str, Any]]] = [
+        ("labeled is a bool", "ColumnValuesToBeInSet", {"column": "labeled", "value_set": [True, False]})
+    ]
+    for finding in FINDINGS:
+        specs += [
+            (f"{finding} not null where labeled", "ColumnValuesToNotBeNull", {"column": finding, **labeled}),
+            (f"{finding} null where unlabeled", "ColumnValuesToBeNull", {"column": finding, **unlabeled}),
+            (f"{finding} in {{0, 1}}", "ColumnValuesToBeInSet", {"column": finding, "value_set": [0, 1]}),
+        ]
+    return specs
 
 
 def patient_checks() -> list[Check]:

@@ -39,6 +39,7 @@ def run_release(
     from cxrpriv.tracking import hash_inputs, stage_run
 
     decision = read_decision(decision_path)
+    context.plots.mkdir(parents=True, exist_ok=True)  # the stage has no plots; DVC wants its folder to exist
     if not decision.passed and not (force_reason or "").strip() and config.on_failed_gate == "record":
         return record_refusal(decision, context)
     # Refuse before opening an MLflow run or touching the output.

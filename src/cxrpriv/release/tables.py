@@ -14,9 +14,16 @@ from cxrpriv.dataset import SPLITS
 
 
 def finding_labels(manifest: pd.DataFrame) -> list[str]:
-    """'Atelectasis|Effusion' per row, or 'No Finding'."""
-    flags = manifest[list(FINDINGS)].to_numpy(dtype=np.int64)
-    return ["|".join(f for f, on in zip(FINDINGS, row, strict=True) if on) or NO_FINDING for row in flags]
+    """'Atelectasis|Effusion' per row, or 'No Finding'; empty for an unlabeled row (``labeled`` False: its
+    findings are unknown, which 'No Finding' would misstate)."""
+    labeled = (
+        manifest["labeled"].to_numpy(dtype=bool) if "labeled" in manifest else np.ones(len(manifest), bool)
+    )
+    flags = manifest[list(FINDINGS)].fillna(0).to_numpy(dtype=np.int64)
+    return [
+        ("|".join(f for f, on in zip(FINDINGS, row, strict=True) if on) or NO_FINDING) if known else ""
+        for row, known in zip(flags, labeled, strict=True)
+    ]
 
 
 def follow_up_numbers(manifest: pd.DataFrame) -> np.ndarray:

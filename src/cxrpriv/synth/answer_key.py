@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from cxrpriv.chestxray14 import FINDINGS
-from cxrpriv.dataset import files_report_path
+from cxrpriv.dataset import DatasetError, read_files_report
 
 MASK_BITS = {"right_lung": 1, "left_lung": 2, "heart": 4}
 
@@ -50,7 +50,10 @@ def _read(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
 
 def image_index_of(ingest_dir: Path, answer_key_dir: Path, image_ids: Sequence[str]) -> np.ndarray:
     """The answer key's ``image_index`` of each ingest ``image_id`` (error naming the first unmatched)."""
-    report = _read(files_report_path(ingest_dir), ["path", "image_id"], "the ingest report of files")
+    try:  # through the dataset format: a keyed report (log_paths: keyed) is refused there, by name
+        report = read_files_report(ingest_dir, ("path", "image_id"))
+    except DatasetError as exc:
+        raise AnswerKeyError(str(exc)) from exc
     files = _read(Path(answer_key_dir) / "files.parquet", ["path", "image_index"], "the answer key's files")
     report = report.dropna(subset=["image_id"])
     report = report[report["image_id"].astype(str) != ""]
