@@ -61,6 +61,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """The easy cohort, with a metric verifier and a classifier trained by their stage functions (their run
     functions would log to MLflow before the per-test store is set up), saved as their stages save them."""
     from cxrpriv.classify.data import load_data
+    from cxrpriv.classify.model import classifier_artifact_spec
     from cxrpriv.classify.stage import train_classifier
     from cxrpriv.reid.stage import train_reid
     from cxrpriv.training.accelerator import select_accelerator
@@ -79,13 +80,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     )
     data = load_data(config, ingest, priors, None, None, SIZE)
     result = train_classifier(config, data, ingest, select_accelerator("cpu"), None, False)
-    spec = {
-        **result.spec,
-        "findings": list(data.findings),
-        "input_size": SIZE,
-        "image_size": SIZE,
-        "priors": data.priors_summary,
-    }
+    spec = classifier_artifact_spec(result.spec, data.findings, SIZE, SIZE, data.priors_summary)
     _save(root / "classifier", result.model, spec)
     auc = reid.metrics["verification"]["auc"]["value"]
     return Trained(ingest, root / "reid", root / "classifier", priors, auc)

@@ -27,7 +27,6 @@ def tiny_anonymizer_config(**overrides: object) -> TrainAnonymizerConfig:
         "privacy_loss": "rank",
         "privacy_surrogate": "softplus",
         "privacy_weight": 1.0,
-        "template_weight": 0.0,
         "utility_weight": 1.0,
         "helpers": "frozen",
         "mixed_precision": True,

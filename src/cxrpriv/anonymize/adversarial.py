@@ -201,10 +201,6 @@ class AdversarialTraining:
         self.val_ids = data.image_ids(split)
         self.val_seeds = _film_seeds(config.seed, self.val_ids)
         self._gallery: FilmSet | None = None
-        # The registration target: the mean training film (only computed when the term is used).
-        self.template = None
-        if config.template_weight > 0:
-            self.template = data.bank.batch(data.in_bank["train"]).mean(dim=0, keepdim=True)
 
     # --- batches ------------------------------------------------------------------------------------------
 
@@ -262,9 +258,6 @@ class AdversarialTraining:
                 self.verifier, emb_anon, emb_orig, identity, c.privacy_loss, c.privacy_surrogate
             )
             loss = c.utility_weight * utility + c.privacy_weight * privacy
-            if self.template is not None:
-                registration = (anonymized.float() - self.template).square().mean()
-                loss = loss + c.template_weight * registration
         self.scaler.scale(loss).backward()
         self.scaler.step(optimizers["anonymizer"])
         metrics = {
@@ -272,8 +265,6 @@ class AdversarialTraining:
             "utility": float(utility.detach()),
             "privacy": float(privacy.detach()),
         }
-        if self.template is not None:
-            metrics["template"] = float(registration.detach())
         if updated:
             metrics.update(self._helper_step(anonymized.detach(), images, identity, labels))
         self.scaler.update()

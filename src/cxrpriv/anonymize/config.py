@@ -68,11 +68,6 @@ class TrainAnonymizerConfig:
         "Weight of the utility term (the classifier's label-noise-corrected loss on anonymized films) in "
         "the generator's loss, and of the classifier's validation mean AUC in the validation score."
     )
-    template_weight: float = help_field(
-        "Weight of a registration term: the mean squared difference between the anonymized film and the "
-        "mean training film (0: none). Identity in this cohort is each patient's own anatomy; pulling every "
-        "film towards one shared template removes it where an unguided or adversarial warp only perturbs it."
-    )
     helpers: Literal["frozen", "updated"] = help_field(
         "frozen: the trained verifier and classifier stay fixed; updated (as published): after every "
         "generator step the verifier takes an Adam step on (anonymized, original) pairs with their true "
@@ -103,10 +98,7 @@ class TrainAnonymizerConfig:
             (self.max_epochs >= 1, "max_epochs must be at least 1"),
             (self.patience >= 1, "patience must be at least 1"),
             (self.max_steps_per_epoch >= 0, "max_steps_per_epoch must be >= 0 (0: no cap)"),
-            (
-                min(self.privacy_weight, self.utility_weight, self.template_weight) >= 0,
-                "loss weights must be >= 0",
-            ),
+            (self.privacy_weight >= 0 and self.utility_weight >= 0, "loss weights must be >= 0"),
             (self.privacy_weight + self.utility_weight > 0, "at least one loss weight must be positive"),
             (self.eval_batch_size >= 1, "eval_batch_size must be at least 1"),
         ]

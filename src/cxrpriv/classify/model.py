@@ -11,6 +11,7 @@ unpickle code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,26 @@ def build_classifier(
 ) -> Classifier:
     """The builder the MLflow model spec names (``cxrpriv.classify.model:build_classifier``)."""
     return Classifier(backbone, width, depth, n_findings, anatomy_head, dropout, stem)
+
+
+def classifier_artifact_spec(
+    model_spec: dict[str, Any],
+    findings: Sequence[str],
+    input_size: int,
+    image_size: int,
+    priors: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``spec.json`` of a trained classifier: how to rebuild it (``model_spec``), the findings in logit
+    order, the size it sees (``input_size``) and the size images are resized to before the center crop of
+    ``input_size`` (``image_size``: readers that feed it other images, e.g. the anonymizer, reproduce its
+    evaluation view from it), and the priors it was trained with."""
+    return {
+        **model_spec,
+        "findings": list(findings),
+        "input_size": int(input_size),
+        "image_size": int(image_size),
+        "priors": priors if priors is not None else {"source": "none"},
+    }
 
 
 def load_classifier(directory: Path, device: torch.device | str = "cpu") -> tuple[Classifier, dict[str, Any]]:

@@ -40,6 +40,7 @@ def run_train_classifier(
     metrics. ``context.restart`` discards the checkpoint of an interrupted run instead of resuming from it;
     the model is registered under ``context.registered_name(REGISTERED_NAME)``."""
     from cxrpriv.classify.data import load_data
+    from cxrpriv.classify.model import classifier_artifact_spec
     from cxrpriv.classify.report import write_plots
     from cxrpriv.classify.stage import train_classifier
     from cxrpriv.tracking import hash_inputs, stage_run
@@ -70,15 +71,9 @@ def run_train_classifier(
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / MODEL_FILE
         save_state_dict(result.model, model_path)
-        spec = {
-            **result.spec,
-            "findings": list(data.findings),
-            "input_size": config.input_size or bank_size,
-            # The size images are resized to before the center crop of input_size (readers that feed
-            # the classifier other images, e.g. the anonymizer, reproduce its evaluation view from it).
-            "image_size": bank_size,
-            "priors": data.priors_summary,
-        }
+        spec = classifier_artifact_spec(
+            result.spec, data.findings, config.input_size or bank_size, bank_size, data.priors_summary
+        )
         (out_dir / SPEC_FILE).write_text(json.dumps(spec, indent=1) + "\n")
         _predictions_frame(data, result.predictions).to_parquet(out_dir / "predictions.parquet", index=False)
         (out_dir / "evaluation.json").write_text(json.dumps(result.evaluation, indent=1) + "\n")
