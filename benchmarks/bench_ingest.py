@@ -134,7 +134,11 @@ def stage_run(cohort: Path, n_files: int | None, workers: int, workdir: Path) ->
     for path in files:
         link = source / path.relative_to(cohort / "dataset" / "dicom")
         link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(path.resolve())  # the cohort path may be relative to the working directory
+        # a hard link (a copy across file systems), not a symlink: ingest rejects links out of the source
+        try:
+            os.link(path.resolve(), link)
+        except OSError:
+            shutil.copy2(path, link)
     out = workdir / f"out-{n_files or 'all'}"
     shutil.rmtree(out, ignore_errors=True)
     script = (
