@@ -43,7 +43,7 @@ def render_films(config: SynthesizeConfig, n_patients: int, size: int) -> tuple[
         for k in range(min(max(2, len(timeline.studies)), 4)):
             study = timeline.studies[min(k, len(timeline.studies) - 1)]
             acq = sample_acquisition(rng, config, study.view, study.days_from_first / 365.25)
-            image, _ = render_image(anatomy, acq, study.labels, sites, 2 * size, rng)
+            image, _ = render_image(anatomy, acq, study.labels, sites, size=2 * size, rng=rng)
             films.append(image.reshape(size, 2, size, 2).mean(axis=(1, 3)))
             patients.append(p)
     return np.stack(films), np.array(patients)

@@ -120,44 +120,81 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def coerce(value: Any, hint: Any, where: str) -> Any:
     """Coerce a YAML/CLI value to a field's declared type, or raise a ConfigError naming the field."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        return coerce(value, args[0], where)
-    if origin is typing.Literal:
-        allowed = typing.get_args(hint)
-        if value not in allowed:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(allowed)}")
-        return value
-    if origin in (dict, Mapping):
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{where}: expected a mapping (YAML or JSON), got {value!r}") from exc
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        key_t, val_t = typing.get_args(hint)
-        return {coerce(k, key_t, where): coerce(v, val_t, where) for k, v in value.items()}
-    if origin in (list, tuple):
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        (item_t, *_) = typing.get_args(hint)
-        items = [coerce(v, item_t, where) for v in value]
-        return tuple(items) if origin is tuple else items
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "1", "yes", "false", "0", "no"}:
-            return value.lower() in {"true", "1", "yes"}
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if hint in (int, float, str):
-        if hint is int and isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        try:
-            return hint(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from exc
+    coercer = _COERCE_BY_ORIGIN.get(typing.get_origin(hint)) or _COERCE_BY_TYPE.get(hint)
+    # A type this module does not know (a Path, a nested dataclass) is passed through as the YAML gave it.
+    return value if coercer is None else coercer(value, hint, where)
+
+
+def _coerce_optional(value: Any, hint: Any, where: str) -> Any:
+    """``X | None``: ``None`` stays, anything else is coerced to the first other member."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if value is None:
+        return None
+    return coerce(value, args[0], where)
+
+
+def _coerce_literal(value: Any, hint: Any, where: str) -> Any:
+    allowed = typing.get_args(hint)
+    if value not in allowed:
+        raise ConfigError(f"{where}: {value!r} is not one of {list(allowed)}")
     return value
+
+
+def _coerce_mapping(value: Any, hint: Any, where: str) -> dict[Any, Any]:
+    """A mapping, or a string holding one in JSON (what a CLI option or a KFP parameter carries)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: expected a mapping (YAML or JSON), got {value!r}") from exc
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    key_t, val_t = typing.get_args(hint)
+    return {coerce(k, key_t, where): coerce(v, val_t, where) for k, v in value.items()}
+
+
+def _coerce_sequence(value: Any, hint: Any, where: str) -> list[Any] | tuple[Any, ...]:
+    """A sequence, or a comma-separated string (what a CLI option carries)."""
+    origin = typing.get_origin(hint)
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    (item_t, *_) = typing.get_args(hint)
+    items = [coerce(v, item_t, where) for v in value]
+    return tuple(items) if origin is tuple else items
+
+
+def _coerce_bool(value: Any, hint: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "1", "yes", "false", "0", "no"}:
+        return value.lower() in {"true", "1", "yes"}
+    raise ConfigError(f"{where}: expected true/false, got {value!r}")
+
+
+def _coerce_scalar(value: Any, hint: type[int | float | str], where: str) -> int | float | str:
+    # int(2.5) would silently truncate; a float is an int only when it is whole.
+    if hint is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    try:
+        return hint(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from exc
+
+
+_Coercer = typing.Callable[[Any, Any, str], Any]
+# Keyed by typing.get_origin(hint) for generic hints, by the hint itself for plain types.
+_COERCE_BY_ORIGIN: dict[Any, _Coercer] = {
+    typing.Union: _coerce_optional,
+    types.UnionType: _coerce_optional,
+    typing.Literal: _coerce_literal,
+    dict: _coerce_mapping,
+    Mapping: _coerce_mapping,
+    list: _coerce_sequence,
+    tuple: _coerce_sequence,
+}
+_COERCE_BY_TYPE: dict[Any, _Coercer] = {
+    bool: _coerce_bool,
+    int: _coerce_scalar,
+    float: _coerce_scalar,
+    str: _coerce_scalar,
+}

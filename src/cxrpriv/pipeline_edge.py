@@ -37,7 +37,8 @@ def component_config(config_cls: type[C], config_json: str, pipeline_run: str) -
     return build_config(config_cls, json.loads(config_json), source="pipeline parameter config_json")
 
 
-def component_context(
+# Five positional arguments every component passes, four keyword-only ones that some do.
+def component_context(  # noqa: PLR0913
     stage: str,
     profile: str,
     out: str | Path,

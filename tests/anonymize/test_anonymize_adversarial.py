@@ -65,7 +65,9 @@ def test_the_rank_term_falls_when_same_patient_pairs_stop_being_the_most_similar
     off = ~torch.eye(6, dtype=torch.bool)
     positive, negative = similarities[same & off], similarities[~same & off]
     expected = F.softplus((positive[:, None] - negative[None, :]) / 0.1).mean()
-    torch.testing.assert_close(privacy_term(embedder, orig, orig, IDENTITY, "rank", "softplus"), expected)
+    torch.testing.assert_close(
+        privacy_term(embedder, orig, orig, IDENTITY, "rank", surrogate="softplus"), expected
+    )
     with pytest.raises(ValueError, match="paper or rank"):
         privacy_term(embedder, orig, orig, IDENTITY, "other")
 

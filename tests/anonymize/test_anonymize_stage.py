@@ -83,7 +83,8 @@ def test_mu_zero_is_the_identity(trained: Trained):
         ("updated", "rank", 1, "pretrain"),
     ],
 )
-def test_a_run_interrupted_mid_epoch_resumes_to_the_uninterrupted_weights(
+# pytest passes the fixtures and parameters by name.
+def test_a_run_interrupted_mid_epoch_resumes_to_the_uninterrupted_weights(  # noqa: PLR0917
     trained: Trained,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

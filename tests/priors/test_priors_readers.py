@@ -79,7 +79,7 @@ def test_fleiss_kappa_is_nan_when_there_is_nothing_to_agree_on():
 
 
 def _simulate(
-    n_images: int, prevalence: float, sens: np.ndarray, spec: np.ndarray, per_image: int, seed: int
+    n_images: int, prevalence: float, sens: np.ndarray, spec: np.ndarray, per_image: int, *, seed: int
 ):
     rng = np.random.default_rng(seed)
     truth = rng.random(n_images) < prevalence

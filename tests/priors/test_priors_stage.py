@@ -32,7 +32,7 @@ def _table(
     targets: list[str],
     readings: np.ndarray,
     layout: str = "adjudicated",
-    embedded: MinedLabels | None = None,
+    *, embedded: MinedLabels | None = None,
 ) -> RereadTable:
     readings = np.asarray(readings, dtype=np.int8)
     if readings.ndim == 2:  # one reading per image

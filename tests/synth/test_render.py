@@ -25,7 +25,7 @@ def _render(anatomy, sites, labels, acq_seed=0, noise_seed=0, **acq_changes):
     config = tiny_synth_config()
     acq = sample_acquisition(np.random.default_rng(acq_seed), config, "PA", 0.0)
     acq = dataclasses.replace(acq, collimation=(0.0, 0.0, 0.0, 0.0), **acq_changes)
-    return render_image(anatomy, acq, labels, sites, SIZE, np.random.default_rng(noise_seed))
+    return render_image(anatomy, acq, labels, sites, size=SIZE, rng=np.random.default_rng(noise_seed))
 
 
 def test_image_range_masks_and_anatomy_contrast():

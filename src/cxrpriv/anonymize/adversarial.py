@@ -121,6 +121,7 @@ def privacy_term(
     emb_orig: torch.Tensor,
     identity: torch.Tensor,
     kind: str,
+    *,
     surrogate: str = "softplus",
 ) -> torch.Tensor:
     """The generator's privacy loss on a batch: ``paper`` (softplus of every pair's logit) or ``rank`` (a
@@ -255,7 +256,7 @@ class AdversarialTraining:
                 emb_orig = self.verifier.embed(self.data.verifier_view(images))
             emb_anon = self.verifier.embed(self.data.verifier_view(anonymized))
             privacy = privacy_term(
-                self.verifier, emb_anon, emb_orig, identity, c.privacy_loss, c.privacy_surrogate
+                self.verifier, emb_anon, emb_orig, identity, c.privacy_loss, surrogate=c.privacy_surrogate
             )
             loss = c.utility_weight * utility + c.privacy_weight * privacy
         self.scaler.scale(loss).backward()

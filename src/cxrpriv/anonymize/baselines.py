@@ -76,7 +76,9 @@ def dp_pix(images: torch.Tensor, b: int, eps: float, m: float = 1.0, *, seeds: S
     return (means + dp_pix_noise(images, b, scale, seeds)).clamp(0.0, 1.0)
 
 
-def random_displacement(
+# TODO(lead): keyword-only after `size` once anonymize_dataset/methods.py (6 positional)
+# passes the rest by name.
+def random_displacement(  # noqa: PLR0917
     seeds: Seeds,
     mu: float,
     size: int | Sequence[int],

@@ -141,6 +141,7 @@ def load_anonymizer_data(
     verifier_dir: Path,
     classifier_dir: Path,
     priors_path: Path | None,
+    *,
     accelerator: Accelerator,
     progress: bool = True,
 ) -> AnonymizerData:

@@ -65,6 +65,7 @@ def _head(width: int, act: str, init_scale: float) -> nn.Sequential:
 
 def build_generator(
     widths: Sequence[int] = DEFAULT_WIDTHS,
+    *,
     noise_channels: int = 0,
     norm: str = "batch",
     num_res_units: int = 2,
@@ -196,7 +197,10 @@ class Anonymizer(nn.Module):
         return self(images, noise=noise)[0]
 
 
-def build_anonymizer(
+# Keyword-only hyperparameters that spec.json stores as the builder's arguments (training.artifacts): a
+# dataclass of them would change the stored format.
+def build_anonymizer(  # noqa: PLR0913
+    *,
     widths: Sequence[int] = DEFAULT_WIDTHS,
     noise_channels: int = 0,
     mu: float = 0.01,
@@ -212,7 +216,14 @@ def build_anonymizer(
     ``mu`` is in normalized units (``align_corners=False``: mu * size / 2 px); ``sigma``/``kernel`` are the
     Gaussian smoothing of the raw field (``sigma=0``: none).
     """
-    generator = build_generator(widths, noise_channels, norm, num_res_units, act, init_scale)
+    generator = build_generator(
+        widths,
+        noise_channels=noise_channels,
+        norm=norm,
+        num_res_units=num_res_units,
+        act=act,
+        init_scale=init_scale,
+    )
     return Anonymizer(generator, mu, sigma, kernel, noise_channels)
 
 

@@ -100,7 +100,8 @@ def _pretrain(
     )
 
 
-def train_anonymizer(
+# TODO(lead): keyword-only after `priors_path` once anonymize/run.py (8 positional) passes the rest by name.
+def train_anonymizer(  # noqa: PLR0913, PLR0917
     config: TrainAnonymizerConfig,
     ingest_dir: Path,
     verifier_dir: Path,
@@ -115,7 +116,13 @@ def train_anonymizer(
     accelerator = select_accelerator(device, config.mixed_precision)
     seed_everything(config.seed)
     data = load_anonymizer_data(
-        config, ingest_dir, verifier_dir, classifier_dir, priors_path, accelerator, progress
+        config,
+        ingest_dir,
+        verifier_dir,
+        classifier_dir,
+        priors_path,
+        accelerator=accelerator,
+        progress=progress,
     )
     kwargs = generator_kwargs(config)
     torch.manual_seed(config.seed)  # the initial weights do not depend on what loading drew
@@ -158,7 +165,19 @@ def train_anonymizer(
     final.update(reid_auc_low=float(auc["low"]), reid_auc_high=float(auc["high"]))
     final.update(displacement_summary(fields, data.size))
     history = [_with_throughput(training, r) for r in fitted.history]
-    metrics = _metrics(config, data, fitted, history, pretrained, original, initial, final, anonymizer)
+    # All three on the validation films, attacked against the original validation films by the frozen
+    # trained verifier, classified by the frozen trained classifier: no anonymization, the
+    # identity-initialized generator (after pretraining), the kept epoch.
+    evaluated = {"original": original, "initial": initial, "anonymized": final}
+    metrics = _metrics(
+        config,
+        data,
+        evaluated=evaluated,
+        fitted=fitted,
+        history=history,
+        pretrained=pretrained,
+        anonymizer=anonymizer,
+    )
     return AnonymizerResult(
         model=anonymizer.cpu(),
         spec=anonymizer_spec(kwargs, data.size),
@@ -191,23 +210,19 @@ def _examples(
 def _metrics(
     config: TrainAnonymizerConfig,
     data: AnonymizerData,
+    *,
+    evaluated: dict[str, dict[str, float]],
     fitted: FitResult,
     history: list[dict[str, float]],
     pretrained: FitResult | None,
-    original: dict[str, float],
-    initial: dict[str, float],
-    final: dict[str, float],
     anonymizer: Anonymizer,
 ) -> dict[str, Any]:
+    """``evaluated``: the validation metrics by name (original, initial, anonymized), first in the metrics."""
     train_seconds = float(sum(r["train_seconds"] for r in history))
     data_seconds = float(sum(r["data_seconds"] for r in history))
     train_images = float(sum(r["train_images"] for r in history))
     return {
-        # All three on the validation films, attacked against the original validation films by the frozen
-        # trained verifier, classified by the frozen trained classifier.
-        "original": original,  # no anonymization
-        "initial": initial,  # the identity-initialized generator (after pretraining)
-        "anonymized": final,  # the kept epoch
+        **evaluated,
         "training": {
             "epochs": len(history),
             "best_epoch": fitted.best_epoch,

@@ -42,6 +42,7 @@ def _heatmap(
     values: np.ndarray,
     rows: Sequence[str],
     cols: Sequence[str],
+    *,
     fmt: str = "{:.2f}",
     marks: np.ndarray | None = None,
     vmin: float = 0.0,

@@ -477,43 +477,9 @@ def _measured(
     entry = noise_rate_entry(m.counts, config.min_cases, config.confidence)
     flags = list(entry["flags"])
     group = m.target.is_group
-    sens_counts = m.group_counts
-    if sens_counts.true_positive >= config.min_cases:
-        sens = {
-            "value": sens_counts.tp / sens_counts.true_positive,
-            "source": "measured_group" if group else "measured",
-        }
-    else:
-        sens = {"value": sens_pooled, "source": "pooled"}
-    if _fpr_measurable(m.counts, config.min_cases):
-        fpr = {"value": m.counts.fp / m.counts.true_negative, "source": "measured"}
-    else:
-        fpr = {"value": None if ratio is None else ratio * m.mined_prevalence, "source": "pooled"}
-    transfer = _transfer(sens["value"], fpr["value"], m.mined_prevalence, m.reference)
-    own_rates = sens["source"] != "pooled" or fpr["source"] != "pooled"
-    if transfer is not None and not transfer["in_range"] and own_rates:
-        # The finding's own rates contradict its text-mined prevalence (a small subset can measure a
-        # sensitivity below what the prevalence allows): transfer with the pooled rates instead.
-        flags.append("own_rates_inconsistent_with_prevalence")
-        sens = {"value": sens_pooled, "source": "pooled"}
-        fpr = {"value": None if ratio is None else ratio * m.mined_prevalence, "source": "pooled"}
-        transfer = _transfer(sens["value"], fpr["value"], m.mined_prevalence, m.reference)
-    if transfer is not None and not transfer["in_range"]:
-        flags.append("transfer_out_of_range")
+    sens, fpr, transfer = _rates_and_transfer(config, m, sens_pooled, ratio, flags)
     use_subset = config.prior_basis == "subset" and not group
-    values: dict[str, Any] = {}
-    sources: dict[str, Any] = {}
-    for key, flag in (
-        ("p_true_given_mined_pos", "too_few_mined_positive"),
-        ("p_true_given_mined_neg", "too_few_mined_negative"),
-    ):
-        if use_subset and flag not in flags:
-            values[key], sources[key] = entry[key]["value"], "subset"
-        elif transfer is not None and transfer[key] is not None:
-            values[key], sources[key] = transfer[key], "transfer"
-        else:
-            values[key], sources[key] = None, None
-            flags.append("no_value")
+    values, sources = _prior_values(entry, transfer, use_subset, flags)
     if all(v is None for v in values.values()):
         status = "unavailable"
     elif group:
@@ -542,6 +508,67 @@ def _measured(
         "mined_false_positive_rate": fpr,
         "transfer": transfer,
     }
+
+
+def _rates_and_transfer(
+    config: PriorsConfig, m: _Measurement, sens_pooled: float | None, ratio: float | None, flags: list[str]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """The mined labels' sensitivity and false-positive rate (own where measurable, else pooled) and their
+    transfer to the mined prevalence; adds a flag for each way the transfer fails."""
+    sens_counts = m.group_counts
+    if sens_counts.true_positive >= config.min_cases:
+        sens = {
+            "value": sens_counts.tp / sens_counts.true_positive,
+            "source": "measured_group" if m.target.is_group else "measured",
+        }
+    else:
+        sens = _pooled_sensitivity(sens_pooled)
+    if _fpr_measurable(m.counts, config.min_cases):
+        fpr = {"value": m.counts.fp / m.counts.true_negative, "source": "measured"}
+    else:
+        fpr = _pooled_false_positive_rate(ratio, m.mined_prevalence)
+    transfer = _transfer(sens["value"], fpr["value"], m.mined_prevalence, m.reference)
+    own_rates = sens["source"] != "pooled" or fpr["source"] != "pooled"
+    if transfer is not None and not transfer["in_range"] and own_rates:
+        # The finding's own rates contradict its text-mined prevalence (a small subset can measure a
+        # sensitivity below what the prevalence allows): transfer with the pooled rates instead.
+        flags.append("own_rates_inconsistent_with_prevalence")
+        sens = _pooled_sensitivity(sens_pooled)
+        fpr = _pooled_false_positive_rate(ratio, m.mined_prevalence)
+        transfer = _transfer(sens["value"], fpr["value"], m.mined_prevalence, m.reference)
+    if transfer is not None and not transfer["in_range"]:
+        flags.append("transfer_out_of_range")
+    return sens, fpr, transfer
+
+
+def _pooled_sensitivity(sens_pooled: float | None) -> dict[str, Any]:
+    return {"value": sens_pooled, "source": "pooled"}
+
+
+def _pooled_false_positive_rate(ratio: float | None, mined_prevalence: float) -> dict[str, Any]:
+    # The pooled ratio is false-positive rate per unit of mined prevalence.
+    return {"value": None if ratio is None else ratio * mined_prevalence, "source": "pooled"}
+
+
+def _prior_values(
+    entry: dict[str, Any], transfer: dict[str, Any] | None, use_subset: bool, flags: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each conditional from the subset (where it is the basis and has enough cases), else from the
+    transfer, else none (flagged ``no_value``); returns the values and where each came from."""
+    values: dict[str, Any] = {}
+    sources: dict[str, Any] = {}
+    for key, flag in (
+        ("p_true_given_mined_pos", "too_few_mined_positive"),
+        ("p_true_given_mined_neg", "too_few_mined_negative"),
+    ):
+        if use_subset and flag not in flags:
+            values[key], sources[key] = entry[key]["value"], "subset"
+        elif transfer is not None and transfer[key] is not None:
+            values[key], sources[key] = transfer[key], "transfer"
+        else:
+            values[key], sources[key] = None, None
+            flags.append("no_value")
+    return values, sources
 
 
 def _unmeasured(

@@ -83,6 +83,7 @@ class MetricTrainer(nn.Module):
 
 def build_embedder(
     backbone: str = "small_cnn",
+    *,
     width: int = 24,
     depth: int = 4,
     feature_dim: int = 128,

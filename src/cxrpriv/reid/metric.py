@@ -42,6 +42,7 @@ class FilmBatches:
         rows: np.ndarray,
         classes: np.ndarray,
         epoch: int,
+        *,
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         self.config = config
@@ -102,7 +103,7 @@ def metric_trainer(config: TrainReidConfig, data: ReidData, model_kwargs: dict[s
         features = embed_bank(embedder, data.bank, config.eval_batch_size, val.rows, data.accelerator)
         cosine = _pair_cosines(features, val.pairs)
         ranking, _ = retrieval_metrics(
-            features, val_patients, None, config.retrieval_k, config.retrieval_chunk
+            features, val_patients, None, k=config.retrieval_k, chunk=config.retrieval_chunk
         )
         return {
             "auc": roc_auc(val.labels, cosine),
@@ -111,7 +112,7 @@ def metric_trainer(config: TrainReidConfig, data: ReidData, model_kwargs: dict[s
         }
 
     def batches(epoch: int) -> FilmBatches:
-        return FilmBatches(config, data.bank, data.in_bank["train"], classes, epoch, optimizer)
+        return FilmBatches(config, data.bank, data.in_bank["train"], classes, epoch, optimizer=optimizer)
 
     def training_loss(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         images, targets = batch

@@ -35,6 +35,7 @@ def verification_metrics(
     labels: np.ndarray,
     probabilities: np.ndarray,
     groups: np.ndarray | None = None,
+    *,
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,

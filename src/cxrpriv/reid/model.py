@@ -49,6 +49,7 @@ class Verifier(PairModel):
 
 def build_verifier(
     backbone: str = "small_cnn",
+    *,
     width: int = 24,
     depth: int = 4,
     feature_dim: int = 128,

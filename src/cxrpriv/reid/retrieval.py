@@ -74,6 +74,7 @@ def search(
     features: torch.Tensor,
     head: Head | None,
     k: int,
+    *,
     chunk: int = 1024,
     gallery: torch.Tensor | None = None,
     aligned: bool = False,
@@ -99,6 +100,7 @@ def retrieval_metrics(
     features: torch.Tensor | np.ndarray,
     identities: np.ndarray,
     head: Head | None,
+    *,
     k: int = 100,
     chunk: int = 1024,
     gallery: torch.Tensor | np.ndarray | None = None,
@@ -124,7 +126,7 @@ def retrieval_metrics(
         if aligned and len(gallery) != len(features):
             raise ValueError("an aligned gallery holds one item per query")
     with torch.no_grad():
-        ranked, _ = search(features, head, k, chunk, gallery=gallery, aligned=aligned)
+        ranked, _ = search(features, head, k, chunk=chunk, gallery=gallery, aligned=aligned)
     ranked_np = ranked.cpu().numpy()
     codes, gallery_codes = _identity_codes(
         identities, identities if gallery is None else np.asarray(gallery_identities)

@@ -91,6 +91,7 @@ def train_reid(
     checkpoint_dir: Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    *,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     test_seed: int | None = None,
 ) -> ReidResult:
@@ -105,7 +106,9 @@ def train_reid(
     store = None
     if checkpoint_dir is not None:
         store = CheckpointStore(Path(checkpoint_dir), run_fingerprint(config, manifest_path(ingest_dir)))
-    fitted, history = _fit(config, trainer, accelerator, store, progress, on_epoch_end)
+    fitted, history = _fit(
+        config, trainer, accelerator, store=store, progress=progress, on_epoch_end=on_epoch_end
+    )
     trainer.module.load_state_dict(fitted.best_state)
     trainer.module.eval()
     calibration = trainer.finish() if trainer.finish is not None else {}
@@ -114,7 +117,9 @@ def train_reid(
     if test_seed is not None:
         settings = dataclasses.replace(settings, seed=test_seed)
     result = attack(model, data.films("test"), settings, accelerator=accelerator)
-    metrics = _metrics(config, data, trainer, fitted, history, result, calibration)
+    metrics = _metrics(
+        config, data, trainer=trainer, fitted=fitted, history=history, result=result, calibration=calibration
+    )
     spec = verifier_spec(kwargs, data.size, builder)
     return ReidResult(
         model.cpu(), spec, metrics, history, result.pairs, result.queries, result.roc, accelerator.describe()
@@ -125,6 +130,7 @@ def _fit(
     config: TrainReidConfig,
     trainer: Trainer,
     accelerator: Accelerator,
+    *,
     store: CheckpointStore | None,
     progress: bool,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None,
@@ -170,6 +176,7 @@ def _fit(
 def _metrics(
     config: TrainReidConfig,
     data: ReidData,
+    *,
     trainer: Trainer,
     fitted: FitResult,
     history: list[dict[str, float]],

@@ -151,7 +151,7 @@ def release(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        written = write_release_files(dataset, state, request, key, staging, progress)
+        written = write_release_files(dataset, state, request, key, staging, progress=progress)
         auditor = Auditor(
             index,
             tuple(state.get("deid_options") or _recorded_options(dataset)),
@@ -189,6 +189,7 @@ def write_release_files(
     request: ReleaseRequest,
     key: DeidKey,
     staging: Path,
+    *,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Every file of the release but the manifest; returns what the manifest reports about them."""
@@ -198,7 +199,9 @@ def write_release_files(
     method, description = derivation(request.dataset, sample.shape, str(sample.dtype))
     names, sizes, spacings = [], [], []
     for row in range(len(manifest)):
-        name, size, spacing = _write_image(reader, row, method, description, state, key, staging)
+        name, size, spacing = _write_image(
+            reader, row, method, description=description, state=state, key=key, staging=staging
+        )
         names.append(name)
         sizes.append(size)
         spacings.append(spacing)
@@ -228,7 +231,14 @@ def write_release_files(
 
 
 def _write_image(
-    reader: Any, row: int, method: str, description: str, state: dict[str, Any], key: DeidKey, staging: Path
+    reader: Any,
+    row: int,
+    method: str,
+    *,
+    description: str,
+    state: dict[str, Any],
+    key: DeidKey,
+    staging: Path,
 ) -> tuple[str, tuple[int, int], tuple[float, float] | None]:
     """Write one DICOM file and read it back; returns its file name, (width, height) and (x, y) spacing."""
     record = reader.manifest.iloc[row]

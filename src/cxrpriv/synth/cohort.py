@@ -103,6 +103,18 @@ class CohortSummary:
     images_per_patient: np.ndarray
 
 
+@dataclass(frozen=True)
+class _PatientDraws:
+    """What is drawn once per patient and shared by the films of all their studies."""
+
+    index: int
+    timeline: PatientTimeline
+    anatomy: PatientAnatomy
+    sites: FindingSites
+    person: Person
+    rng: np.random.Generator  # the patient's stream, drawn from film after film in study order
+
+
 class _Worker:
     """Per-process state: statistics and models loaded once, then one patient per call."""
 
@@ -131,26 +143,20 @@ class _Worker:
         clean = np.stack([s.labels for s in timeline.studies])
         mined = apply_text_mining_noise(clean, self.noise, rng) if cfg.label_noise else clean
         out = PatientOutput([], [], [], [], _patient_row(index, timeline, anatomy, sites), [])
+        patient = _PatientDraws(index, timeline, anatomy, sites, person, rng)
         for k, study in enumerate(timeline.studies):
-            self._image(index, k, study, timeline, anatomy, sites, person, mined[k], rng, out)
+            self._image(patient, k, study, mined[k], out)
         return out
 
     def _image(
-        self,
-        index: int,
-        k: int,
-        study: Any,
-        timeline: PatientTimeline,
-        anatomy: PatientAnatomy,
-        sites: FindingSites,
-        person: Person,
-        mined: np.ndarray,
-        rng: np.random.Generator,
-        out: PatientOutput,
+        self, patient: _PatientDraws, k: int, study: Any, mined: np.ndarray, out: PatientOutput
     ) -> None:
+        """Film ``k`` of a patient (their ``study``, its text-mined labels ``mined``), appended to ``out``."""
         cfg = self.config
+        index, timeline, anatomy, sites = patient.index, patient.timeline, patient.anatomy, patient.sites
+        person, rng = patient.person, patient.rng
         acq = sample_acquisition(rng, cfg, study.view, study.days_from_first / 365.25)
-        image, mask = render_image(anatomy, acq, study.labels, sites, cfg.image_size, rng)
+        image, mask = render_image(anatomy, acq, study.labels, sites, size=cfg.image_size, rng=rng)
         image_id = image_index(cfg.seed, index, k)
         site = SITES[person.home_site if rng.random() < 0.85 else int(rng.integers(len(SITES)))]
         date = person.first_study + dt.timedelta(days=study.days_from_first)
@@ -365,7 +371,9 @@ def synthesize(config: SynthesizeConfig, out_dir: Path, progress: bool = True) -
         _write_mask_shard(key / "masks", n_shards, shard)
 
     files += _write_off_scope(config, dicom_dir, labels)
-    _write_tables(config, dataset, key, images, labels, rereads, files, patients)
+    _write_tables(
+        config, dataset, key, images=images, labels=labels, rereads=rereads, files=files, patients=patients
+    )
     attack = None
     try:
         attack = pair_attack(
@@ -379,10 +387,10 @@ def synthesize(config: SynthesizeConfig, out_dir: Path, progress: bool = True) -
     metrics = cohort_metrics(
         pd.DataFrame(images),
         pd.DataFrame(patients),
-        attack.auc if attack else None,
-        load_cohort_stats(),
-        load_label_noise(),
-        config.max_images_per_patient,
+        naive_auc=attack.auc if attack else None,
+        stats=load_cohort_stats(),
+        noise=load_label_noise(),
+        cap=config.max_images_per_patient,
     )
     metrics["n_files"] = len(files)
     metrics["n_reread_images"] = len({r["Image Index"] for r in rereads})
@@ -486,6 +494,7 @@ def _write_tables(
     config: SynthesizeConfig,
     dataset: Path,
     key: Path,
+    *,
     images: list[dict],
     labels: list[dict],
     rereads: list[dict],
@@ -515,6 +524,7 @@ def _readers_json(readers: list[ReaderProfile]) -> dict:
 def cohort_metrics(
     images: pd.DataFrame,
     patients: pd.DataFrame,
+    *,
     naive_auc: float | None,
     stats: CohortStats,
     noise: dict[str, NoiseRate],

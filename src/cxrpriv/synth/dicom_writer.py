@@ -81,6 +81,20 @@ def derive_uid(*parts: object) -> str:
 IMPLEMENTATION_CLASS_UID = derive_uid("cxrpriv", "implementation")
 
 
+# The longest value each string field's VR allows (SH 16, LO 64, ST 1024 characters).
+_HEADER_LENGTH_LIMITS = {
+    "accession_number": 16,
+    "station_name": 16,
+    "patient_id": 64,
+    "institution_name": 64,
+    "study_description": 64,
+    "manufacturer": 64,
+    "model_name": 64,
+    "device_serial_number": 64,
+    "institution_address": 1024,
+}
+
+
 @dataclass(frozen=True)
 class PatientStudyHeader:
     """Identity, study and equipment attributes of one radiograph (all identifying, on purpose)."""
@@ -115,6 +129,11 @@ class PatientStudyHeader:
     laterality: str | None = None  # "L"/"R" for paired body parts (HAND, KNEE, FOOT); None otherwise
 
     def __post_init__(self) -> None:
+        problems = [*self._value_problems(), *self._length_problems(), *self._uid_problems()]
+        if problems:
+            raise ValueError("PatientStudyHeader: " + "; ".join(problems))
+
+    def _value_problems(self) -> list[str]:
         problems: list[str] = []
         if self.sex not in ("M", "F", "O"):
             problems.append(f"sex {self.sex!r} not in M/F/O")
@@ -130,27 +149,23 @@ class PatientStudyHeader:
             problems.append(f"laterality {self.laterality!r} not in None/L/R")
         if not self.pixel_spacing_mm > 0:
             problems.append("pixel_spacing_mm must be positive")
+        return problems
+
+    def _length_problems(self) -> list[str]:
         # pydicom only warns on over-long values by default; a silently invalid SH/LO would
         # surface much later as an ingest failure that is hard to trace back here.
-        limits = {
-            "accession_number": 16,
-            "station_name": 16,
-            "patient_id": 64,
-            "institution_name": 64,
-            "study_description": 64,
-            "manufacturer": 64,
-            "model_name": 64,
-            "device_serial_number": 64,
-            "institution_address": 1024,
-        }
-        for name, limit in limits.items():
-            if len(getattr(self, name)) > limit:
-                problems.append(f"{name} longer than {limit} characters")
-        for name in ("study_instance_uid", "series_instance_uid", "sop_instance_uid"):
-            if not dcm_uid.UID(getattr(self, name)).is_valid:
-                problems.append(f"{name} {getattr(self, name)!r} is not a valid UID")
-        if problems:
-            raise ValueError("PatientStudyHeader: " + "; ".join(problems))
+        return [
+            f"{name} longer than {limit} characters"
+            for name, limit in _HEADER_LENGTH_LIMITS.items()
+            if len(getattr(self, name)) > limit
+        ]
+
+    def _uid_problems(self) -> list[str]:
+        return [
+            f"{name} {getattr(self, name)!r} is not a valid UID"
+            for name in ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
+            if not dcm_uid.UID(getattr(self, name)).is_valid
+        ]
 
 
 @dataclass(frozen=True)
@@ -308,7 +323,15 @@ def _identity_dataset(header: PatientStudyHeader, sop_class: str, transfer_synta
     ds = Dataset()
     ds.file_meta = _file_meta(sop_class, header, transfer_syntax)
     ds.SpecificCharacterSet = _character_set(header)
+    _set_dates_and_times(ds, header)
+    _set_study_and_staff(ds, header)
+    _set_patient(ds, header)
+    _set_equipment(ds, header)
+    _set_identifiers_and_request(ds, header, sop_class)
+    return ds
 
+
+def _set_dates_and_times(ds: Dataset, header: PatientStudyHeader) -> None:
     study_dt = datetime.datetime.combine(header.study_date, header.study_time)
     # Acquisition a few minutes after the study was opened, content a few seconds later, all
     # derived from the SOP instance so that the timeline is stable across runs.
@@ -318,8 +341,6 @@ def _identity_dataset(header: PatientStudyHeader, sop_class: str, transfer_synta
 
     ds.InstanceCreationDate = _da(content_dt)
     ds.InstanceCreationTime = _tm(content_dt)
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = header.sop_instance_uid
     ds.StudyDate = _da(study_dt)
     ds.SeriesDate = _da(study_dt)
     ds.AcquisitionDate = _da(acquisition_dt)
@@ -329,6 +350,9 @@ def _identity_dataset(header: PatientStudyHeader, sop_class: str, transfer_synta
     ds.SeriesTime = _tm(study_dt)
     ds.AcquisitionTime = _tm(acquisition_dt)
     ds.ContentTime = _tm(content_dt)
+
+
+def _set_study_and_staff(ds: Dataset, header: PatientStudyHeader) -> None:
     ds.AccessionNumber = header.accession_number
     ds.Modality = header.modality
     ds.Manufacturer = header.manufacturer
@@ -343,6 +367,8 @@ def _identity_dataset(header: PatientStudyHeader, sop_class: str, transfer_synta
     ds.OperatorsName = header.operator_name
     ds.ManufacturerModelName = header.model_name
 
+
+def _set_patient(ds: Dataset, header: PatientStudyHeader) -> None:
     ds.PatientName = header.patient_name
     ds.PatientID = header.patient_id
     issuer = f"{header.institution_name[:56]} MRN"
@@ -357,11 +383,18 @@ def _identity_dataset(header: PatientStudyHeader, sop_class: str, transfer_synta
     other_id.TypeOfPatientID = "TEXT"
     ds.OtherPatientIDsSequence = DicomSequence([other_id])
 
+
+def _set_equipment(ds: Dataset, header: PatientStudyHeader) -> None:
     ds.BodyPartExamined = header.body_part
     ds.DeviceSerialNumber = header.device_serial_number
     ds.SoftwareVersions = "SYNTH 4.2.1"
     ds.ProtocolName = f"{header.body_part} {header.view_position}"
 
+
+def _set_identifiers_and_request(ds: Dataset, header: PatientStudyHeader, sop_class: str) -> None:
+    """UIDs and numbers, the request that ordered the study, and the anatomic region."""
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = header.sop_instance_uid
     ds.StudyInstanceUID = header.study_instance_uid
     ds.SeriesInstanceUID = header.series_instance_uid
     ds.StudyID = header.accession_number[-16:]
@@ -380,7 +413,6 @@ def _identity_dataset(header: PatientStudyHeader, sop_class: str, transfer_synta
 
     code, meaning = _ANATOMY_CODES[header.body_part]
     ds.AnatomicRegionSequence = DicomSequence([_code_item(code, meaning)])
-    return ds
 
 
 def _add_acquisition(ds: Dataset, header: PatientStudyHeader) -> None:

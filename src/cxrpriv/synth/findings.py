@@ -158,7 +158,7 @@ def _atelectasis(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Gene
     for s in _sides(sites.side["Atelectasis"]):
         u, v = _site_point(c, s, sites.site["Atelectasis"])
         tilt = -0.25 if s == 0 else 0.25
-        plate = ellipse(c.u, c.v, (u, v), (0.17, 0.022), tilt, c.edge * 3)
+        plate = ellipse(c.u, c.v, (u, v), (0.17, 0.022), angle=tilt, edge=c.edge * 3)
         c.density += 0.5 * sev * plate * c.lungs[s]
 
 
@@ -177,7 +177,7 @@ def _infiltration(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Gen
     patches = _smooth_noise(c.u.shape, c.u.shape[0] * 0.02, rng)
     for s in _sides(sites.side["Infiltration"]):
         u, v = _site_point(c, s, sites.site["Infiltration"])
-        zone = ellipse(c.u, c.v, (u, v), (0.22, 0.28), 0.0, 0.08)
+        zone = ellipse(c.u, c.v, (u, v), (0.22, 0.28), angle=0.0, edge=0.08)
         c.density += 0.26 * sev * zone * np.clip(patches + 0.3, 0, 2.0) * c.lungs[s]
 
 
@@ -186,8 +186,8 @@ def _mass(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) 
     u, v = _site_point(c, s, sites.site["Mass"])
     r = sites.size["Mass"] * (0.9 + 0.1 * sev)
     lobes = np.maximum(
-        ellipse(c.u, c.v, (u, v), (r, r * 0.9), 0.3, c.edge * 4),
-        ellipse(c.u, c.v, (u + 0.4 * r, v - 0.3 * r), (0.7 * r, 0.6 * r), 0.0, c.edge * 4),
+        ellipse(c.u, c.v, (u, v), (r, r * 0.9), angle=0.3, edge=c.edge * 4),
+        ellipse(c.u, c.v, (u + 0.4 * r, v - 0.3 * r), (0.7 * r, 0.6 * r), angle=0.0, edge=c.edge * 4),
     )
     c.density += 0.7 * lobes * np.maximum(c.lungs[s], 0.5)
 
@@ -196,14 +196,16 @@ def _nodule(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator
     s = sites.side["Nodule"] % 2
     u, v = _site_point(c, s, sites.site["Nodule"])
     r = sites.size["Nodule"]
-    c.density += 0.75 * ellipse(c.u, c.v, (u, v), (r, r), 0.0, c.edge) * np.maximum(c.lungs[s], 0.5)
+    c.density += (
+        0.75 * ellipse(c.u, c.v, (u, v), (r, r), angle=0.0, edge=c.edge) * np.maximum(c.lungs[s], 0.5)
+    )
 
 
 def _pneumonia(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator) -> None:
     s = sites.side["Pneumonia"] % 2
     u, v = _site_point(c, s, sites.site["Pneumonia"])
     texture = np.clip(0.75 + 0.35 * _smooth_noise(c.u.shape, c.u.shape[0] * 0.012, rng), 0, 1.5)
-    zone = ellipse(c.u, c.v, (u, v), (0.19, 0.15), 0.2, 0.05)
+    zone = ellipse(c.u, c.v, (u, v), (0.19, 0.15), angle=0.2, edge=0.05)
     c.density += 0.42 * sev * zone * texture * c.lungs[s]
 
 
@@ -230,7 +232,7 @@ def _edema(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator)
         for k in range(6):  # Kerley B: short horizontal lines reaching the pleura at the bases
             vk = f.v1 - 0.05 - k * 0.028
             lines = np.maximum(
-                lines, ellipse(c.u, c.v, (wall + inward * 0.035, vk), (0.04, 0.0045), 0.0, c.edge)
+                lines, ellipse(c.u, c.v, (wall + inward * 0.035, vk), (0.04, 0.0045), angle=0.0, edge=c.edge)
             )
         c.density += 0.2 * lines * c.lungs[s]
 
@@ -248,8 +250,8 @@ def _emphysema(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Genera
             centre = (u, f.v0 + down * height)
             # The left lung's lower bulla smaller: the two sides should not mirror each other.
             r = radius * (0.9 + 0.1 * sev) * (1 if k == 0 or s == 0 else 0.8)
-            bulla = ellipse(c.u, c.v, centre, (r, r * 0.85), 0.0, c.edge * 1.5)
-            wall = ellipse(c.u, c.v, centre, (r * 1.12, r * 0.97), 0.0, c.edge * 1.5) - bulla
+            bulla = ellipse(c.u, c.v, centre, (r, r * 0.85), angle=0.0, edge=c.edge * 1.5)
+            wall = ellipse(c.u, c.v, centre, (r * 1.12, r * 0.97), angle=0.0, edge=c.edge * 1.5) - bulla
             c.density += (0.16 * wall - 0.2 * bulla) * c.lungs[s]
             c.markings *= 1 - bulla
 
@@ -297,8 +299,8 @@ def _hernia(c: Canvas, sites: FindingSites, sev: float, rng: np.random.Generator
     heart = c.heart > 0.5
     vc = float(c.v[heart].mean()) + 0.08 if heart.any() else 0.3
     uc = float(c.u[heart].mean()) - 0.05 if heart.any() else 0.05
-    sac = ellipse(c.u, c.v, (uc, vc), (r * 1.2, r), 0.0, c.edge * 2)
-    wall = ellipse(c.u, c.v, (uc, vc), (r * 1.32, r * 1.1), 0.0, c.edge * 2) - sac
+    sac = ellipse(c.u, c.v, (uc, vc), (r * 1.2, r), angle=0.0, edge=c.edge * 2)
+    wall = ellipse(c.u, c.v, (uc, vc), (r * 1.32, r * 1.1), angle=0.0, edge=c.edge * 2) - sac
     level = soft_step(c.v - (vc + 0.1 * r), c.edge)
     # The gas cap must stand out against the dense heart shadow it projects onto.
     c.density += sac * (0.2 * level - 0.55 * (1 - level)) + 0.2 * wall

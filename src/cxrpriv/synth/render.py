@@ -42,6 +42,7 @@ def render_image(
     acquisition: Acquisition,
     labels: np.ndarray,
     sites: FindingSites,
+    *,
     size: int,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -54,8 +55,17 @@ def render_image(
     breath = [acquisition.inspiration * geometry.lung_height[s] * (1 + 0.004 * aging) for s in (0, 1)]
     # The heart and the gastric bubble ride on the left dome, which moves with the breath.
     dome_shift = anatomy.left_dome_depth * (breath[1] - 1)
-    heart = _heart(anatomy, u, v, acquisition, geometry.heart_scale, aging, dome_shift, edge)
-    lungs = np.stack([_lung(anatomy, side, u, v, breath[side], edge) for side in (0, 1)])
+    heart = _heart(
+        anatomy,
+        u,
+        v,
+        acq=acquisition,
+        scale=geometry.heart_scale,
+        aging=aging,
+        dome_shift=dome_shift,
+        edge=edge,
+    )
+    lungs = np.stack([_lung(anatomy, side, u, v, inspiration=breath[side], edge=edge) for side in (0, 1)])
     lungs *= 1.0 - heart[None]
     lung_any = np.clip(lungs.sum(0), 0, 1)
 
@@ -66,7 +76,7 @@ def render_image(
     depth = ndimage.zoom(coarse, 4, order=1)[:size, :size]
     density -= 0.55 * lung_any * (0.25 + 0.75 * np.clip(depth * 1.3, 0, 1)) * geometry.lucency
     density += 0.10 * heart + _mediastinum(anatomy, u, v, edge) * (1 - lung_any)
-    density += _abdomen_gas(anatomy, u, v, lungs[1], dome_shift, edge)
+    density += _abdomen_gas(anatomy, u, v, left_lung=lungs[1], dome_shift=dome_shift, edge=edge)
     markings = _lung_markings(anatomy, u, v, size, rng) * lung_any * geometry.marking_strength
     canvas = Canvas(u=u, v=v, edge=edge, lungs=lungs, heart=heart, density=density, markings=markings)
     draw_findings(canvas, labels, sites, geometry, rng)
@@ -91,7 +101,7 @@ def _patient_grid(size: int, acq: Acquisition) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _lung(
-    anat: PatientAnatomy, side: int, u: np.ndarray, v: np.ndarray, inspiration: float, edge: float
+    anat: PatientAnatomy, side: int, u: np.ndarray, v: np.ndarray, *, inspiration: float, edge: float
 ) -> np.ndarray:
     width = anat.lung_box_width
     lung = anat.lungs[side]
@@ -120,6 +130,7 @@ def _heart(
     anat: PatientAnatomy,
     u: np.ndarray,
     v: np.ndarray,
+    *,
     acq: Acquisition,
     scale: float,
     aging: float,
@@ -151,11 +162,11 @@ def _soft_tissue(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, edge: float
     density = 0.95 * anat.soft_tissue * body * (0.35 + 0.65 * np.sqrt(across))
     if anat.breast > 0:
         for side in (-1, 1):
-            density += anat.breast * ellipse(u, v, (side * 0.5, 0.42), (0.34, 0.22), 0.0, 0.06)
+            density += anat.breast * ellipse(u, v, (side * 0.5, 0.42), (0.34, 0.22), angle=0.0, edge=0.06)
     # Arms beside the chest, clipped by the frame in most films.
     for side in (-1, 1):
         density += 0.55 * ellipse(
-            u, v, (side * (anat.body_half_width + 0.12), 0.0), (0.11, 0.9), 0.0, edge * 2
+            u, v, (side * (anat.body_half_width + 0.12), 0.0), (0.11, 0.9), angle=0.0, edge=edge * 2
         )
     return density.astype(np.float32)
 
@@ -163,7 +174,9 @@ def _soft_tissue(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, edge: float
 def _mediastinum(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, edge: float) -> np.ndarray:
     band = soft_step(anat.mediastinum_half_width - np.abs(u - anat.spine_u), edge * 3)
     band = band * soft_step(v + 0.9, 0.05)
-    knob = ellipse(u, v, anat.aortic_knob[:2], (anat.aortic_knob[2], anat.aortic_knob[2]), 0.0, edge * 2)
+    knob = ellipse(
+        u, v, anat.aortic_knob[:2], (anat.aortic_knob[2], anat.aortic_knob[2]), angle=0.0, edge=edge * 2
+    )
     trachea = soft_step(0.028 - np.abs(u - anat.spine_u + 0.01), edge * 2) * soft_step(-0.30 - v, 0.02)
     return (0.18 * np.maximum(band, knob) - 0.18 * trachea).astype(np.float32)
 
@@ -172,13 +185,14 @@ def _abdomen_gas(
     anat: PatientAnatomy,
     u: np.ndarray,
     v: np.ndarray,
+    *,
     left_lung: np.ndarray,
     dome_shift: float,
     edge: float,
 ) -> np.ndarray:
     # The gastric bubble under the left dome: an air pocket just below the left lung base.
     base = anat.left_dome_v + dome_shift
-    bubble = ellipse(u, v, (0.30, base + 0.09), (0.09, 0.05), 0.0, edge * 3) * (1 - left_lung)
+    bubble = ellipse(u, v, (0.30, base + 0.09), (0.09, 0.05), angle=0.0, edge=edge * 3) * (1 - left_lung)
     return (-0.25 * bubble).astype(np.float32)
 
 
@@ -240,8 +254,8 @@ def _bones(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, acq: Acquisition,
                     v,
                     (fu, fu**2 * ribs.curvature - ribs.rise * fu + y0),
                     (0.03, ribs.thickness * 0.9),
-                    0.0,
-                    edge,
+                    angle=0.0,
+                    edge=edge,
                 )
         for i in range(N_ANTERIOR_RIBS):
             # Anterior ribs run from the chest wall down toward the sternum, fainter (less bone, more spread).
@@ -259,7 +273,9 @@ def _bones(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, acq: Acquisition,
         clavicle = band_along_curve(v, curve, 0.042, edge) * soft_step(lateral - 0.06, edge)
         out += 0.22 * clavicle * soft_step(lateral_u - lateral, edge * 2)
         # Humeral head and scapula at the top corner.
-        out += 0.10 * ellipse(au, v, (side * (anat.body_half_width + 0.03), -0.86), (0.12, 0.13), 0.0, edge)
+        out += 0.10 * ellipse(
+            au, v, (side * (anat.body_half_width + 0.03), -0.86), (0.12, 0.13), angle=0.0, edge=edge
+        )
     # Spine: vertebral bodies with end plates, seen through the mediastinum.
     spine = soft_step(anat.spine_half_width - np.abs(au), edge)
     plates = 0.5 + 0.5 * np.cos(2 * np.pi * (v / anat.vertebra_period + anat.vertebra_phase)) ** 8
@@ -271,10 +287,10 @@ def _hardware(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, edge: float) -
     feats = anat.features
     out = np.zeros_like(u)
     for cu, cv, angle in feats.clips:
-        out += 1.2 * ellipse(u, v, (cu, cv), (0.016, 0.005), angle, edge)
+        out += 1.2 * ellipse(u, v, (cu, cv), (0.016, 0.005), angle=angle, edge=edge)
     if feats.pacemaker is not None:
         pu, pv = feats.pacemaker
-        out += 1.4 * ellipse(u, v, (pu, pv), (0.075, 0.055), 0.2, edge)
+        out += 1.4 * ellipse(u, v, (pu, pv), (0.075, 0.055), angle=0.2, edge=edge)
         lead = np.array(
             [
                 [pu - 0.04, pv + 0.02],
@@ -285,7 +301,7 @@ def _hardware(anat: PatientAnatomy, u: np.ndarray, v: np.ndarray, edge: float) -
         )
         out += 1.0 * polyline(u, v, lead, 0.010, edge)
     for i in range(feats.sternotomy_wires):
-        out += 1.0 * ellipse(u, v, (anat.spine_u, -0.45 + i * 0.11), (0.022, 0.012), 0.0, edge)
+        out += 1.0 * ellipse(u, v, (anat.spine_u, -0.45 + i * 0.11), (0.022, 0.012), angle=0.0, edge=edge)
     return out
 
 

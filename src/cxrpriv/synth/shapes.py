@@ -35,6 +35,7 @@ def ellipse(
     v: np.ndarray,
     center: tuple[float, float],
     radii: tuple[float, float],
+    *,
     angle: float = 0.0,
     edge: float = 0.004,
 ) -> np.ndarray:

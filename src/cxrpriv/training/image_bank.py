@@ -48,6 +48,7 @@ class ImageBank:
         reader: ShardReader,
         rows: Sequence[int] | np.ndarray,
         device: torch.device | str = "cpu",
+        *,
         size: int | None = None,
         progress: bool = True,
         description: str = "loading images",

@@ -87,7 +87,33 @@ def _improved(score: float, best: float, mode: str) -> bool:
     return score < best if mode == "min" else score > best
 
 
-def fit(
+# One training step: a batch in, its metrics out ("loss" and whatever else the stage reports).
+StepFn = Callable[[Any], Mapping[str, float | torch.Tensor]]
+
+
+@dataclass
+class _EpochTotals:
+    """What one epoch's training steps add up to."""
+
+    loss: float = 0.0
+    steps: int = 0
+    seconds: float = 0.0
+    data_seconds: float = 0.0  # of ``seconds``, the time spent waiting for the next batch
+    extra: dict[str, float] = field(default_factory=dict)  # sums of the other metrics a step returns
+
+    def add(self, metrics: Mapping[str, float | torch.Tensor]) -> float:
+        value = float(metrics["loss"])
+        for key, metric in metrics.items():
+            if key != "loss":
+                self.extra[key] = self.extra.get(key, 0.0) + float(metric)
+        self.loss += value
+        self.steps += 1
+        return value
+
+
+# The keyword-only arguments are the loop's roles (what to iterate, how to step, how to validate, where to
+# checkpoint); a dataclass of them would only rename them at the three call sites.
+def fit(  # noqa: PLR0913
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer | Stateful,
     *,
@@ -98,7 +124,7 @@ def fit(
     settings: LoopSettings,
     checkpoint: CheckpointStore | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
-    step: Callable[[Any], Mapping[str, float | torch.Tensor]] | None = None,
+    step: StepFn | None = None,
 ) -> FitResult:
     """Train ``model`` epoch by epoch; exactly one of ``training_loss`` (the loop steps ``optimizer``) and
     ``step`` (the stage steps its own optimizers) must be given."""
@@ -107,22 +133,12 @@ def fit(
     if (training_loss is None) == (step is None):
         raise ValueError("give exactly one of training_loss (the loop steps the optimizer) and step")
     scaler = accelerator.grad_scaler()
-    worst = math.inf if settings.mode == "min" else -math.inf
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "best_state": copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}),
-        "best_epoch": 0,
-        "best_score": worst,
-        "bad_epochs": 0,
-        "stopped": False,
-        "history": [],
-    }
-    resumed = checkpoint.load() if checkpoint is not None else None
-    if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scaler.load_state_dict(resumed["scaler"])
-        state.update({k: resumed[k] for k in state})
+    if step is None:
+        assert training_loss is not None
+        step = _optimizer_step(training_loss, optimizer, accelerator, scaler)
+    state = _initial_state(model, settings.mode)
+    if checkpoint is not None:
+        _resume(checkpoint, state, model, optimizer, scaler)
     resumed_after = int(state["epoch"])
     monitor = f"val_{settings.monitor}"
 
@@ -130,70 +146,11 @@ def fit(
         epoch = int(state["epoch"]) + 1
         seed_torch_for_epoch(settings.seed, epoch)
         model.train()
-        total, count, data_seconds = 0.0, 0, 0.0
-        extra: dict[str, float] = {}  # sums of the other metrics a stage's step returns
-        start = time.perf_counter()
-        batches = train_batches(epoch)
-        length = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
-        bar = tqdm(
-            total=length,
-            desc=f"{settings.description} epoch {epoch}/{settings.max_epochs}",
-            disable=not settings.progress,
-            leave=False,
-        )
-        iterator = iter(batches)
-        while True:
-            fetch = time.perf_counter()
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                break
-            data_seconds += time.perf_counter() - fetch
-            if step is not None:
-                metrics = step(batch)
-                value = float(metrics["loss"])
-                for key, metric in metrics.items():
-                    if key != "loss":
-                        extra[key] = extra.get(key, 0.0) + float(metric)
-            else:
-                assert training_loss is not None
-                optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
-                with accelerator.autocast():
-                    loss = training_loss(batch)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)  # type: ignore[arg-type]
-                scaler.update()
-                value = float(loss.detach())
-            total += value
-            count += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}")
-        bar.close()
-        train_seconds = time.perf_counter() - start
-        model.eval()
-        with torch.no_grad(), accelerator.autocast():
-            val = validate()
-        model.train()
-        if settings.monitor not in val:
-            raise KeyError(
-                f"validate() returned {sorted(val)}, without the monitored metric {settings.monitor!r}"
-            )
-        record = {
-            "epoch": float(epoch),
-            "train_loss": total / max(count, 1),
-            **{f"train_{k}": v / max(count, 1) for k, v in extra.items()},
-            "train_steps": float(count),
-            "train_seconds": train_seconds,
-            "data_seconds": data_seconds,
-            **{f"val_{k}": float(v) for k, v in val.items()},
-        }
+        totals = _train_epoch(train_batches(epoch), step, epoch, settings)
+        val = _validate(model, validate, accelerator, settings.monitor)
+        record = _epoch_record(epoch, totals, val)
         state["history"].append(record)
-        if _improved(record[monitor], state["best_score"], settings.mode):
-            state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            state["best_epoch"], state["best_score"], state["bad_epochs"] = epoch, record[monitor], 0
-        else:
-            state["bad_epochs"] += 1
-            state["stopped"] = state["bad_epochs"] >= settings.patience
+        _track_best(state, model, record[monitor], epoch, settings)
         state["epoch"] = epoch
         if checkpoint is not None:
             checkpoint.save(
@@ -209,8 +166,8 @@ def fit(
         if settings.progress:
             tqdm.write(
                 f"{settings.description} epoch {epoch}: train loss {record['train_loss']:.4f}, "
-                f"{monitor} {record[monitor]:.4f} ({count} steps, {train_seconds:.1f} s, "
-                f"{data_seconds:.1f} s waiting for data)"
+                f"{monitor} {record[monitor]:.4f} ({totals.steps} steps, {totals.seconds:.1f} s, "
+                f"{totals.data_seconds:.1f} s waiting for data)"
             )
 
     return FitResult(
@@ -221,3 +178,118 @@ def fit(
         stopped_early=bool(state["stopped"]),
         resumed_after_epoch=resumed_after,
     )
+
+
+def _optimizer_step(
+    training_loss: Callable[[Any], torch.Tensor],
+    optimizer: torch.optim.Optimizer | Stateful,
+    accelerator: Accelerator,
+    scaler: torch.amp.GradScaler,
+) -> StepFn:
+    """The step of a stage with one optimizer: the loss under autocast, a scaled backward pass, one step."""
+
+    def step(batch: Any) -> dict[str, float]:
+        optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+        with accelerator.autocast():
+            loss = training_loss(batch)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # type: ignore[arg-type]
+        scaler.update()
+        return {"loss": float(loss.detach())}
+
+    return step
+
+
+def _initial_state(model: torch.nn.Module, mode: str) -> dict[str, Any]:
+    """The loop's state before its first epoch; the checkpoint holds these keys (plus the weights)."""
+    return {
+        "epoch": 0,
+        "best_state": copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}),
+        "best_epoch": 0,
+        "best_score": math.inf if mode == "min" else -math.inf,
+        "bad_epochs": 0,
+        "stopped": False,
+        "history": [],
+    }
+
+
+def _resume(
+    checkpoint: CheckpointStore,
+    state: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | Stateful,
+    scaler: torch.amp.GradScaler,
+) -> None:
+    """Load the checkpoint, if there is one, into the weights, the optimizer, the scaler and ``state``."""
+    resumed = checkpoint.load()
+    if resumed is None:
+        return
+    model.load_state_dict(resumed["model"])
+    optimizer.load_state_dict(resumed["optimizer"])
+    scaler.load_state_dict(resumed["scaler"])
+    state.update({k: resumed[k] for k in state})
+
+
+def _train_epoch(batches: Iterable[Any], step: StepFn, epoch: int, settings: LoopSettings) -> _EpochTotals:
+    """One pass over ``batches``, timing the wait for each batch apart from the step itself."""
+    totals = _EpochTotals()
+    start = time.perf_counter()
+    length = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
+    bar = tqdm(
+        total=length,
+        desc=f"{settings.description} epoch {epoch}/{settings.max_epochs}",
+        disable=not settings.progress,
+        leave=False,
+    )
+    iterator = iter(batches)
+    while True:
+        fetch = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            break
+        totals.data_seconds += time.perf_counter() - fetch
+        value = totals.add(step(batch))
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4f}")
+    bar.close()
+    totals.seconds = time.perf_counter() - start
+    return totals
+
+
+def _validate(
+    model: torch.nn.Module, validate: Callable[[], dict[str, float]], accelerator: Accelerator, monitor: str
+) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad(), accelerator.autocast():
+        val = validate()
+    model.train()
+    if monitor not in val:
+        raise KeyError(f"validate() returned {sorted(val)}, without the monitored metric {monitor!r}")
+    return val
+
+
+def _epoch_record(epoch: int, totals: _EpochTotals, val: dict[str, float]) -> dict[str, float]:
+    """One row of the history: training means over the epoch's steps, then the validation metrics."""
+    steps = max(totals.steps, 1)
+    return {
+        "epoch": float(epoch),
+        "train_loss": totals.loss / steps,
+        **{f"train_{k}": v / steps for k, v in totals.extra.items()},
+        "train_steps": float(totals.steps),
+        "train_seconds": totals.seconds,
+        "data_seconds": totals.data_seconds,
+        **{f"val_{k}": float(v) for k, v in val.items()},
+    }
+
+
+def _track_best(
+    state: dict[str, Any], model: torch.nn.Module, score: float, epoch: int, settings: LoopSettings
+) -> None:
+    """Keep the weights of an improved epoch; otherwise count towards early stopping."""
+    if _improved(score, state["best_score"], settings.mode):
+        state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state["best_epoch"], state["best_score"], state["bad_epochs"] = epoch, score, 0
+    else:
+        state["bad_epochs"] += 1
+        state["stopped"] = state["bad_epochs"] >= settings.patience
