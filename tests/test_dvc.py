@@ -388,3 +388,26 @@ def test_dvc_repro_on_an_own_folder_source_without_an_answer_key(tmp_path: Path)
     # a new file in the archive is a changed dependency
     next((archive / "dataset" / "dicom").rglob("*.dcm")).unlink()
     assert "preprocess" in json.loads(_run([DVC, "status", "--json"], repo))
+
+
+def test_effective_params_diff_shows_what_a_profile_switch_changes(tmp_path: Path):
+    # `dvc params diff` after `-S profile=paper` shows only `profile`; the effective values tool shows the
+    # stage keys the paper profile changes (and no key it leaves alone).
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(REPO / "params.yaml", repo / "params.yaml")
+    _run(["git", "init", "-q"], repo)
+    _run(["git", "add", "params.yaml"], repo)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "params"], repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["profile"] = "paper"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    tool = [sys.executable, str(REPO / "scripts" / "effective_params.py"), "diff"]
+    rows = {line.split()[0]: line.split()[1:] for line in _run(tool, repo).splitlines()[1:]}
+    assert rows["profile"] == ["default", "paper"]
+    assert rows["train_reid.backbone"] == ["small_cnn", "resnet50"]
+    assert rows["train_classifier.backbone"] == ["small_cnn", "densenet121"]
+    assert rows["synthesize.n_patients"] == ["1000", "4000"]
+    assert "train_reid.seed" not in rows and "release.on_failed_gate" not in rows
+    assert not any(key.startswith(("profiles.", "source.")) for key in rows)
