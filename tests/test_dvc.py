@@ -4,6 +4,7 @@ stages, then is a no-op."""
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import shutil
@@ -206,14 +207,8 @@ def _run(args: list[str], cwd: Path) -> str:
     return done.stdout
 
 
-@pytest.mark.slow
-def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
-    shutil.copy(REPO / ".dvcignore", repo / ".dvcignore")
-    shutil.copytree(REPO / "keys", repo / "keys")
-    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+def _tiny_params() -> dict:
+    """params.yaml shrunk so that every stage runs in seconds."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["synthesize"].update(
         # enough patients with two films that the verifier's train split has same-patient pairs
@@ -237,9 +232,26 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
     )
     params["profiles"]["siamese"]["train_reid"]["max_epochs"] = 1  # the evaluate stage's second family
     params["evaluate"].update(attacker_seeds=[1], other_attacker_seeds=[1])
+    return params
+
+
+def _dvc_project(repo: Path, params: dict) -> None:
+    """A DVC project in ``repo`` with this repository's dvc.yaml, code and keys, and ``params``."""
+    repo.mkdir()
+    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
+    shutil.copy(REPO / ".dvcignore", repo / ".dvcignore")
+    shutil.copytree(REPO / "keys", repo / "keys")
+    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], repo)
     _run([str(BIN / "dvc"), "init", "-q"], repo)
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_then_is_a_no_op(tmp_path: Path):
+    repo = tmp_path / "repo"
+    params = _tiny_params()
+    _dvc_project(repo, params)
 
     first = _run([str(BIN / "dvc"), "repro"], repo)
     assert "Running stage 'synthesize'" in first
@@ -279,3 +291,123 @@ def test_the_cli_parser_imports_no_module_the_graph_does_not_see():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert set(done.stdout.split()) <= _parser_modules()
+
+
+# --- the source from params: the user's own folder, outside the repository --------------------------------
+
+DVC = str(BIN / "dvc")
+
+
+def _own_archive_params(archive: Path, *, labels: bool, reread: bool) -> dict:
+    """Tiny params whose source is ``archive`` (a folder holding dataset/dicom and the tables, as the
+    synthesizer lays them out, and a key file): no answer key, as for real data."""
+    params = _tiny_params()
+    params["source"] = {
+        "root": str(archive),
+        "dicom": str(archive / "dataset" / "dicom"),
+        "labels": str(archive / "dataset" / "Data_Entry_2017.csv") if labels else "",
+        "reread": str(archive / "dataset" / "reread.csv") if reread else "",
+        "answer_key": "",
+        "deid_key_file": str(archive / "deid.key"),
+    }
+    params["train_classifier"]["prior_correction"] = "forward"
+    return params
+
+
+def test_a_folder_source_given_in_params_is_the_dependency_and_synthesize_is_not_needed(tmp_path: Path):
+    archive = tmp_path / "archive"  # outside the DVC project
+    (archive / "dataset" / "dicom").mkdir(parents=True)
+    (archive / "dataset" / "dicom" / "a.dcm").write_bytes(b"not read by a dry run")
+    (archive / "deid.key").write_text("k" * 64)
+    repo = tmp_path / "repo"
+    _dvc_project(repo, _own_archive_params(archive, labels=False, reread=False))
+
+    # the stages the release needs: every one but synthesize, whose cohort nothing reads now
+    needed = _run([DVC, "dag", "--dot", "release"], repo)
+    assert "synthesize" not in needed
+    for stage in ("priors", "preprocess", "train_classifier", "evaluate", "release"):
+        assert stage in needed, stage
+    dry = _run([DVC, "repro", "--dry", "preprocess"], repo)
+    assert "Running stage 'synthesize'" not in dry
+    preprocess = next(line for line in dry.splitlines() if line.startswith("> cxrpriv preprocess"))
+    assert f'--source "{archive / "dataset" / "dicom"}" --labels ""' in preprocess
+    assert f'--key-file "{archive / "deid.key"}"' in preprocess
+    # the archive is the preprocess stage's dependency (not an output of any stage, so nothing caches it)
+    status = _run([DVC, "status", "preprocess", "--json"], repo)
+    assert str(archive) in status
+
+
+def test_empty_source_values_mean_absent_to_the_stage_commands(tmp_path: Path):
+    from cxrpriv.classify.command import DEFAULT_ANSWER_KEY
+    from cxrpriv.cli import build_parser
+    from cxrpriv.priors import PriorsInputError
+    from cxrpriv.priors.command import reread_inputs
+
+    parser = build_parser()
+    assert parser.parse_args(["preprocess", "--labels", ""]).labels is None
+    assert parser.parse_args(["priors", "--labels", ""]).labels is None
+    assert parser.parse_args(["evaluate", "--answer-key", ""]).answer_key is None
+    assert parser.parse_args(["train_classifier", "--answer-key", ""]).answer_key is None
+    assert parser.parse_args(["train_classifier"]).answer_key == DEFAULT_ANSWER_KEY
+    with pytest.raises(PriorsInputError, match="no re-read table"):
+        reread_inputs(parser.parse_args(["priors", "--reread", ""]).reread, None)
+
+
+@pytest.mark.slow
+def test_dvc_repro_on_an_own_folder_source_without_an_answer_key(tmp_path: Path):
+    # A real tiny archive (DICOM files and tables, no answer key) outside the project: ingest, priors and
+    # the classifier run on it; the archive is hashed as a dependency and never cached.
+    from cxrpriv.synth.cohort import synthesize
+    from tests.conftest import tiny_synth_config
+
+    archive = tmp_path / "archive"
+    synthesize(tiny_synth_config(n_patients=8, broken_per_kind=0), archive, progress=False)
+    shutil.rmtree(archive / "answer_key")  # a real archive has none
+    (archive / "deid.key").write_text("an operator's key, kept out of the repository: 0123456789abcdef")
+    repo = tmp_path / "repo"
+    params = _own_archive_params(archive, labels=True, reread=True)
+    _dvc_project(repo, params)
+
+    out = _run([DVC, "repro", "train_classifier"], repo)
+    assert "Running stage 'synthesize'" not in out
+    assert not (repo / "data" / "synthetic").exists()
+    assert all(f"Running stage '{s}'" in out for s in ("priors", "preprocess", "train_classifier"))
+    classifier = json.loads((repo / "metrics" / "train_classifier.json").read_text())
+    assert classifier, "the classifier ran and wrote its metrics without an answer key"
+    # its curves are a data series DVC draws (dvc.yaml's top-level plots)
+    history = json.loads((repo / "plots" / "train_classifier" / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1.0] and "train_loss" in history[0]
+    shown = json.loads(_run([DVC, "plots", "show", "--json", "plots/train_classifier/history.json"], repo))
+    assert "train_loss" in json.dumps(shown)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["preprocess"]
+    assert str(archive) in {dep["path"] for dep in lock["deps"]}
+    archived = {hashlib.md5(p.read_bytes()).hexdigest() for p in archive.rglob("*") if p.is_file()}
+    cached = {p.parent.name + p.name for p in (repo / ".dvc" / "cache").rglob("*") if p.is_file()}
+    assert not archived & cached, "a file of the archive was cached by DVC"
+    assert "Running stage" not in _run([DVC, "repro", "train_classifier"], repo)
+    # a new file in the archive is a changed dependency
+    next((archive / "dataset" / "dicom").rglob("*.dcm")).unlink()
+    assert "preprocess" in json.loads(_run([DVC, "status", "--json"], repo))
+
+
+def test_effective_params_diff_shows_what_a_profile_switch_changes(tmp_path: Path):
+    # `dvc params diff` after `-S profile=paper` shows only `profile`; the effective values tool shows the
+    # stage keys the paper profile changes (and no key it leaves alone).
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(REPO / "params.yaml", repo / "params.yaml")
+    _run(["git", "init", "-q"], repo)
+    _run(["git", "add", "params.yaml"], repo)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "params"], repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["profile"] = "paper"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    tool = [sys.executable, str(REPO / "scripts" / "effective_params.py"), "diff"]
+    rows = {line.split()[0]: line.split()[1:] for line in _run(tool, repo).splitlines()[1:]}
+    assert rows["profile"] == ["default", "paper"]
+    assert rows["train_reid.backbone"] == ["small_cnn", "resnet50"]
+    assert rows["train_classifier.backbone"] == ["small_cnn", "densenet121"]
+    assert rows["synthesize.n_patients"] == ["1000", "4000"]
+    assert "train_reid.seed" not in rows and "release.on_failed_gate" not in rows
+    assert not any(key.startswith(("profiles.", "source.")) for key in rows)

@@ -1,7 +1,12 @@
-"""Saving stage plots: the one way every report writes a matplotlib figure to PNG and frees it."""
+"""Saving stage plots: the one way every report writes a matplotlib figure to PNG and frees it, and the data
+series beside it that DVC versions and draws (``dvc plots show`` / ``dvc plots diff``, declared in dvc.yaml's
+top-level ``plots``)."""
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,3 +19,15 @@ def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def save_series(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Write a plot's data as a JSON list of records (DVC's plot format): numbers as floats and text; NaN,
+    missing and other values are left out of their record (a plot draws no point there)."""
+
+    def kept(v: Any) -> bool:
+        return isinstance(v, str) or (isinstance(v, int | float) and math.isfinite(v))
+
+    records = [{k: v if isinstance(v, str) else float(v) for k, v in row.items() if kept(v)} for row in rows]
+    Path(path).write_text(json.dumps(records, indent=0) + "\n")
+    return Path(path)

@@ -10,6 +10,7 @@ from cxrpriv.evaluate.report import (
     EXAMPLES_PLOT,
     PER_FINDING_PLOT,
     TRADEOFF_PLOT,
+    TRADEOFF_SERIES,
     ExampleFilms,
     write_plots,
 )
@@ -64,3 +65,16 @@ def test_names_are_drawn_as_written(tmp_path) -> None:
     anonymized[results["chosen"]] = anonymized.pop("learned")
     paths = write_plots(results, ExampleFilms(originals, anonymized), tmp_path)
     assert_pngs(paths, [TRADEOFF_PLOT, PER_FINDING_PLOT, EXAMPLES_PLOT])
+
+
+def test_the_trade_off_points_are_written_as_a_data_series(tmp_path) -> None:
+    import json
+
+    results = build_results()
+    chosen_variant(results)["privacy"]["frozen_verifier"]["auc"] = None
+    write_plots(results, None, tmp_path)
+    points = json.loads((tmp_path / TRADEOFF_SERIES).read_text())
+    assert [p["name"] for p in points] == ["none", "learned", "dp_pix", "random_warp"]
+    learned = points[1]
+    assert learned["attacker_auc_worst"] == 0.60
+    assert "frozen_verifier_auc" not in learned  # unmeasured: no point, not NaN (which JSON lacks)

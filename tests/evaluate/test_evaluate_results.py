@@ -11,6 +11,7 @@ import pytest
 from cxrpriv.evaluate.results import (
     SUMMARY_COLUMNS,
     flat_metrics,
+    headline_metrics,
     read_results,
     summarize_seeds,
     summary_rows,
@@ -172,3 +173,19 @@ def test_write_and_read_round_trip_with_nan_as_null(tmp_path) -> None:
     path.write_text("{}")
     with pytest.raises(ValueError, match=r"evaluate\.json: not evaluate results .*missing key 'reference'"):
         read_results(path)
+
+
+def test_headline_is_the_chosen_variant_by_hand_with_null_where_unmeasured() -> None:
+    results = build_results()
+    headline = headline_metrics(results, gate_passed=False)
+    assert headline["variant"] == "learned" and headline["gate_passed"] is False
+    assert headline["attacker_auc_worst"] == 0.60 and headline["frozen_verifier_auc"] == 0.51
+    assert headline["linkage_p_at_1_worst"] == 0.03
+    assert headline["classifier_auc_original"] == pytest.approx(0.86)
+    assert headline["classifier_auc_anonymized"] == pytest.approx(0.845)
+    assert headline["utility_drop"] == pytest.approx(0.015)
+    assert len(headline) == 9
+    chosen_variant(results)["privacy"]["frozen_verifier"]["auc"] = None
+    unmeasured = headline_metrics(results, gate_passed=True)
+    assert unmeasured["frozen_verifier_auc"] is None and unmeasured["gate_passed"] is True
+    json.dumps(unmeasured, allow_nan=False)  # strict JSON: DVC reads it

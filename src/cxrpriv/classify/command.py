@@ -16,6 +16,7 @@ from cxrpriv.stages.contract import (
     add_output_options,
     add_progress_option,
     add_training_options,
+    optional_input_path,
 )
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,10 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--answer-key",
-        type=Path,
+        type=optional_input_path,
         default=DEFAULT_ANSWER_KEY,
-        help="Synthetic answer key (true labels, masks); ignored if missing (default: %(default)s).",
+        help="Synthetic answer key (true labels, masks); ignored if missing; \"\" is --no-answer-key "
+        "(default: %(default)s).",
     )
     parser.add_argument("--no-answer-key", action="store_true", help="Do not use an answer key (real data).")
     parser.add_argument(
@@ -59,7 +61,9 @@ def _run(config: ClassifierConfig, args: argparse.Namespace, context: StageConte
     from cxrpriv.classify.run import run_train_classifier
     from cxrpriv.training.checkpoint import CheckpointMismatch
 
-    answer_key = None if args.no_answer_key or not args.answer_key.exists() else args.answer_key
+    answer_key = args.answer_key
+    if args.no_answer_key or answer_key is None or not answer_key.exists():
+        answer_key = None
     priors = args.priors if args.priors.exists() or config.prior_correction != "none" else None
     context = dataclasses.replace(context, register_model=not args.no_register)
     try:

@@ -1,5 +1,6 @@
 """Plots of the classifier stage: per-finding AUC (clean vs text-mined labels, with intervals) and the
-training curves."""
+training curves; the curves and the per-finding AUCs also as data series (``history.json``,
+``auc_per_finding.json``) for DVC."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from cxrpriv.figures import save_figure
+from cxrpriv.figures import save_figure, save_series
 
 
 def write_plots(
@@ -27,6 +28,7 @@ def write_plots(
     if noisy is None:  # no test images
         return paths + _curves(plt, history, plots_dir)
     findings = list(noisy["findings"])
+    save_series(_auc_rows(evaluation, findings), plots_dir / "auc_per_finding.json")
     fig, ax = plt.subplots(figsize=(9, 4.8))
     y = np.arange(len(findings))
     kinds = [("clean", "clean labels (answer key)", -0.18), ("noisy", "text-mined labels", 0.18)]
@@ -62,7 +64,20 @@ def write_plots(
     return paths + _curves(plt, history, plots_dir)
 
 
+def _auc_rows(evaluation: dict[str, Any], findings: Sequence[str]) -> list[dict[str, Any]]:
+    """One record per finding: its test AUC against the clean and the text-mined labels."""
+    rows = []
+    for finding in findings:
+        row: dict[str, Any] = {"finding": finding}
+        for kind in ("clean", "noisy"):
+            entry = ((evaluation.get(kind) or {}).get("findings") or {}).get(finding) or {}
+            row[f"auc_{kind}"] = entry.get("auc")
+        rows.append(row)
+    return rows
+
+
 def _curves(plt: Any, history: Sequence[dict[str, float]], plots_dir: Path) -> list[Path]:
+    save_series(history, plots_dir / "history.json")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = [r["epoch"] for r in history]
     ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")

@@ -21,6 +21,7 @@ from cxrpriv.stages.contract import (
     add_output_options,
     add_progress_option,
     add_training_options,
+    optional_input_path,
 )
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,10 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--answer-key",
-        type=Path,
+        type=optional_input_path,
         default=None,
-        help="The synthetic cohort's answer key: clean test labels for the utility (default: the text-mined "
-        "labels).",
+        help="The synthetic cohort's answer key: clean test labels for the utility (default, or \"\": the "
+        "text-mined labels).",
     )
     add_output_options(parser, "evaluate", Path("data/evaluate"), "Output directory (decision, report)")
     add_training_options(parser)

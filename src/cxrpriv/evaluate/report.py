@@ -20,12 +20,14 @@ from cxrpriv.evaluate.results import (
     VARIANTS,
     find_variant,
     number,
+    summary_rows,
     utility_record,
     worst_attacker,
 )
-from cxrpriv.figures import save_figure
+from cxrpriv.figures import save_figure, save_series
 
 TRADEOFF_PLOT = "privacy_utility.png"
+TRADEOFF_SERIES = "privacy_utility.json"  # its points, for DVC
 PER_FINDING_PLOT = "utility_per_finding.png"
 EXAMPLES_PLOT = "examples.png"
 
@@ -54,6 +56,7 @@ def write_plots(
 
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
+    save_series(tradeoff_rows(results), plots_dir / TRADEOFF_SERIES)
     paths = [
         tradeoff_plot(plt, results, gate or GateConfig(), plots_dir / TRADEOFF_PLOT),
         per_finding_plot(plt, results, plots_dir / PER_FINDING_PLOT),
@@ -61,6 +64,13 @@ def write_plots(
     if examples is not None and len(examples.originals):
         paths.append(example_grid(plt, examples, plots_dir / EXAMPLES_PLOT))
     return paths
+
+
+def tradeoff_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The trade-off plot's points as data: per variant, the strongest retrained attacker's worst-seed AUC,
+    the frozen verifier's AUC and the classifier's mean AUC."""
+    columns = ("name", "attacker_auc_worst", "attacker_auc_mean", "frozen_verifier_auc", "utility_mean_auc")
+    return [{c: row[c] for c in columns} for row in summary_rows(results)]
 
 
 def tradeoff_plot(plt: Any, results: Mapping[str, Any], gate: GateConfig, path: Path) -> Path:

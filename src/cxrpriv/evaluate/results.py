@@ -367,6 +367,32 @@ def _summary_row(results: Mapping[str, Any], variant: Mapping[str, Any]) -> dict
     }
 
 
+# The short headline file beside the stage's metrics file (metrics/headline.json), so `dvc metrics show`
+# reads at a glance; metrics/evaluate.json keeps everything.
+HEADLINE_FILE = "headline.json"
+
+
+def headline_metrics(results: Mapping[str, Any], gate_passed: bool) -> dict[str, Any]:
+    """The chosen variant's headline numbers (``null`` where not measured) and the release gate's verdict."""
+    chosen = get_variant(results, str(results[CHOSEN]))
+    row = _summary_row(results, chosen)
+    reference = find_variant(results, str(results.get(REFERENCE)))
+    numbers = {
+        "attacker_auc_worst": row["attacker_auc_worst"],
+        "attacker_auc_mean": row["attacker_auc_mean"],
+        "frozen_verifier_auc": row["frozen_verifier_auc"],
+        "linkage_p_at_1_worst": row["linkage_p_at_1_worst"],
+        "classifier_auc_original": number(utility_record(reference).get("mean_auc")),
+        "classifier_auc_anonymized": row["utility_mean_auc"],
+        "utility_drop": row["utility_drop"],
+    }
+    return {
+        "variant": row["name"],
+        **{k: (float(v) if math.isfinite(v) else None) for k, v in numbers.items()},
+        "gate_passed": bool(gate_passed),
+    }
+
+
 def flat_metrics(results: Mapping[str, Any]) -> dict[str, float]:
     """Every finite number of the results under a dotted name (``learned.retrained.metric.auc_mean``,
     ``learned.retrained.metric.seed_2.auc``, ``learned.frozen_classifier.mean_auc``,

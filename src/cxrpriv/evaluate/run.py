@@ -51,7 +51,7 @@ def run_evaluate(config: EvaluateConfig, inputs: Any, context: StageContext) -> 
     from cxrpriv.evaluate.gate import GateConfig, decide
     from cxrpriv.evaluate.html import write_html_report
     from cxrpriv.evaluate.report import ExampleFilms, write_plots
-    from cxrpriv.evaluate.results import flat_metrics, validate_results
+    from cxrpriv.evaluate.results import HEADLINE_FILE, flat_metrics, headline_metrics, validate_results
     from cxrpriv.evaluate.stage import evaluate
     from cxrpriv.tracking import hash_inputs, stage_run, tag_pipeline_runs
     from cxrpriv.training.artifacts import write_metrics
@@ -93,6 +93,7 @@ def run_evaluate(config: EvaluateConfig, inputs: Any, context: StageContext) -> 
         decision.write(out / DECISION_FILE)
         (out / RESULTS_FILE).write_text(json.dumps(results, indent=1, default=float) + "\n")
         write_metrics(context.metrics, results)
+        write_metrics(context.metrics.with_name(HEADLINE_FILE), headline_metrics(results, decision.passed))
         examples = dict(result.examples)
         films = ExampleFilms(examples.pop("original"), examples) if examples else None
         plots = write_plots(results, films, context.plots, gate)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 from cxrpriv.ingest.config import PreprocessConfig
 from cxrpriv.ingest.keys import KEY_ENV, KeyUnavailableError, load_key
-from cxrpriv.stages.contract import StageCommand, StageContext, add_output_options, add_progress_option
+from cxrpriv.stages.contract import (
+    StageCommand,
+    StageContext,
+    add_output_options,
+    add_progress_option,
+    optional_input,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +28,12 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--labels",
+        type=optional_input,
         default=None,
         help="Labels table in the ChestX-ray14 Data_Entry_2017 format, path or s3:// (the synthetic "
-        "cohort's: data/synthetic/dataset/Data_Entry_2017.csv). Without it, or for images it has no row "
-        "for, images are ingested unlabeled (labeled False, findings missing): fine for the verifier, the "
-        "anonymizer and the release, left out of classifier training and utility metrics.",
+        "cohort's: data/synthetic/dataset/Data_Entry_2017.csv). Without it (or with \"\"), or for images "
+        "it has no row for, images are ingested unlabeled (labeled False, findings missing): fine for the "
+        "verifier, the anonymizer and the release, left out of classifier training and utility metrics.",
     )
     add_output_options(parser, "preprocess", Path("data/ingest"), "Output directory")
     parser.add_argument(

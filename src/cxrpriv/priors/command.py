@@ -18,7 +18,7 @@ from pathlib import Path
 from cxrpriv.priors import PRIORS_FILE, PriorsInputError
 from cxrpriv.priors.config import PriorsConfig
 from cxrpriv.priors.tables import LAYOUTS
-from cxrpriv.stages.contract import StageCommand, StageContext, add_output_options
+from cxrpriv.stages.contract import StageCommand, StageContext, add_output_options, optional_input_path
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,10 @@ DEFAULT_REREAD = Path("data/synthetic/dataset/reread.csv")
 def _add_io(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--labels",
-        type=Path,
+        type=optional_input_path,
         default=DEFAULT_LABELS,
         help="Text-mined labels: a ChestX-ray14-format CSV (.csv/.csv.gz) or a Parquet "
-        "manifest with image_index and 14 finding columns (default: %(default)s).",
+        "manifest with image_index and 14 finding columns; \"\" is --no-labels (default: %(default)s).",
     )
     parser.add_argument(
         "--no-labels",
@@ -42,11 +42,11 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reread",
-        type=Path,
+        type=optional_input_path,
         action="append",
         default=None,
         metavar="PATH",
-        help=f"A re-read table; repeat for several (default: {DEFAULT_REREAD}).",
+        help=f"A re-read table; repeat for several; \"\" names none (default: {DEFAULT_REREAD}).",
     )
     parser.add_argument(
         "--reread-layout",
@@ -67,8 +67,12 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
 
 
 def reread_inputs(paths: Sequence[Path] | None, layouts: Sequence[str] | None) -> list[tuple[Path, str]]:
-    """Pair each --reread path with its layout (one layout for all, one per table, or auto)."""
-    paths = list(paths or [DEFAULT_REREAD])
+    """Pair each --reread path with its layout (one layout for all, one per table, or auto); an empty
+    --reread (None here) names no table."""
+    given = paths is not None
+    paths = [p for p in paths or [DEFAULT_REREAD] if p is not None]
+    if given and not paths:
+        raise PriorsInputError("no re-read table (--reread is empty): the priors need at least one")
     layouts = list(layouts or ["auto"])
     if len(layouts) == 1:
         layouts = layouts * len(paths)
@@ -85,7 +89,8 @@ def _run(config: PriorsConfig, args: argparse.Namespace, context: StageContext) 
 
     try:
         rereads = reread_inputs(args.reread, args.reread_layout)
-        run_priors(config, None if args.no_labels else args.labels, rereads, args.vocabulary, context)
+        labels = None if args.no_labels else args.labels
+        run_priors(config, labels, rereads, args.vocabulary, context)
     except PriorsInputError as exc:
         log.error("%s", exc)
         return 2

@@ -1,4 +1,5 @@
-"""The stage's plots: ROC curve of the test pairs, training curves, and what retrieval finds."""
+"""The stage's plots: ROC curve of the test pairs, training curves, and what retrieval finds; the first two
+also as data series (``roc.json``, ``history.json``) for DVC."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrpriv.figures import save_figure
+from cxrpriv.figures import save_figure, save_series
 
 
 def write_plots(
@@ -27,8 +28,11 @@ def write_plots(
     plots_dir.mkdir(parents=True, exist_ok=True)
     paths = []
 
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
     fpr, tpr = roc
+    save_series([{"fpr": f, "tpr": t} for f, t in zip(fpr, tpr, strict=True)], plots_dir / "roc.json")
+    save_series(history, plots_dir / "history.json")
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot(fpr, tpr, label=f"attacker (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Test pairs: same patient?")

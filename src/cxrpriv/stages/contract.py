@@ -90,6 +90,18 @@ class StageCommand:
     run: Callable[[Any, argparse.Namespace, StageContext], int]
 
 
+def optional_input(text: str) -> str | None:
+    """An argparse ``type`` for an optional input: an empty value means there is none. dvc.yaml passes the
+    ``source`` section of params.yaml so (``--labels ""`` where an archive has no labels table), since DVC
+    templating cannot leave an option out."""
+    return text or None
+
+
+def optional_input_path(text: str) -> Path | None:
+    """:func:`optional_input` as a path."""
+    return Path(text) if text else None
+
+
 def add_output_options(parser: argparse.ArgumentParser, stage: str, out: Path, out_help: str) -> None:
     """The output options every stage shares: data directory, DVC metrics file, plots directory."""
     parser.add_argument("--out", type=Path, default=out, help=f"{out_help} (default: %(default)s).")
