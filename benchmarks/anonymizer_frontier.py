@@ -35,7 +35,7 @@ from cxrpriv.evaluate.config import EvaluateConfig
 from cxrpriv.evaluate.gate import GateConfig
 from cxrpriv.evaluate.report import write_plots
 from cxrpriv.evaluate.results import utility_drop, worst_attacker
-from cxrpriv.evaluate.stage import EvaluateInputs, evaluate
+from cxrpriv.evaluate.stage import EvaluateInputs, evaluate, folder_name
 from cxrpriv.reid.attack import AttackSettings
 from cxrpriv.reid.config import TrainReidConfig
 from cxrpriv.training.accelerator import select_accelerator
@@ -43,10 +43,6 @@ from cxrpriv.training.accelerator import select_accelerator
 
 def _overrides(text: str) -> dict[str, Any]:
     return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in text.split())}
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in text) or "default"
 
 
 def _train(overrides: dict[str, Any], args: argparse.Namespace, out: Path) -> Path:
@@ -98,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     base = load_stage_config(AnonymizeConfig, "anonymize")
     datasets = []
     for text in args.learned:
-        name = _slug(text)
+        name = folder_name(text) or "default"  # "": the params default's anonymizer
         trained = _train(_overrides(text), args, args.out / "anonymizers" / name)
         config = dataclasses.replace(base, method="learned")
         datasets.append(_anonymize(config, trained, args.out / "datasets" / f"learned-{name}", args))

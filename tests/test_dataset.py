@@ -102,3 +102,13 @@ def test_a_keyed_files_report_needs_the_path_map(tmp_path: Path):
     path_map.write_text("path_key,path\nfile:9999,b.dcm\n")
     with pytest.raises(DatasetError, match=r"no path for 1 keyed report row"):
         read_files_report(tmp_path, path_map=path_map)
+
+
+def test_first_films_are_each_patient_s_first_in_manifest_order(tmp_path: Path):
+    # Patients p0 (rows 0, 1), p1 (rows 2, 3), p2 (row 4); row 1 is p0's only test film.
+    _ingest_output(tmp_path, ["train", "test", "test", "test", "test"], [0, 0, 0, 0, 0])
+    dataset = open_dataset(tmp_path)
+    assert dataset.first_films(5).tolist() == [1, 2, 4]
+    assert dataset.first_films(2).tolist() == [1, 2]
+    assert dataset.first_films(5, split=None).tolist() == [0, 2, 4]
+    assert dataset.first_films(5, split="validation").tolist() == []

@@ -145,6 +145,13 @@ class Dataset:
         split = self.manifest["split"].astype(str).to_numpy()
         return {name: np.flatnonzero(split == name) for name in SPLITS}
 
+    def first_films(self, k: int, split: str | None = "test") -> np.ndarray:
+        """Manifest rows of the first film of each of the first ``k`` patients of ``split`` (None: of the
+        whole manifest), in manifest order: the few films a stage shows as examples."""
+        rows = self.split_rows()[split] if split is not None else np.arange(len(self.manifest))
+        _, first = np.unique(self.manifest["patient_id"].to_numpy()[rows], return_index=True)
+        return np.sort(rows[first])[:k]
+
     def labeled(self) -> np.ndarray:
         """Whether each manifest row has labels (bool, manifest order); a manifest written before the
         ``labeled`` column existed has labels on every row."""

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -15,7 +14,7 @@ import torch
 from cxrpriv.classify import REGISTERED_NAME, ClassifierInputError
 from cxrpriv.classify.data import load_data
 from cxrpriv.classify.run import run_train_classifier
-from cxrpriv.classify.stage import _Augmenter, train_classifier
+from cxrpriv.classify.stage import train_classifier
 from cxrpriv.cli import main
 from cxrpriv.stages.contract import StageContext
 from cxrpriv.training.accelerator import select_accelerator
@@ -163,19 +162,3 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(tiny_data: dict[st
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     aucs = [k for k in uninterrupted.metrics if "auc" in k]
     assert aucs and all(resumed.metrics[k] == uninterrupted.metrics[k] for k in aucs)
-
-
-def test_paper_profile_crops_randomly_in_training_and_centrally_at_evaluation():
-    config = tiny_classifier_config(image_size=16, crop_size=12, augment_shift=0.0, augment_scale=0.0)
-    augmenter = _Augmenter(config, bank_size=16)
-    images = torch.arange(2 * 16 * 16, dtype=torch.float32).reshape(2, 1, 16, 16)
-    masks = torch.ones(2, 3, 16, 16)
-    params = augmenter.draw(np.random.default_rng(0), 2)
-    out, out_masks = augmenter.train(images, params, masks)
-    assert out.shape == (2, 1, 12, 12) and out_masks.shape == (2, 3, 12, 12)
-    assert (out_masks == 1).all()  # a crop inside the image: no padding reaches the masks
-    assert torch.equal(augmenter.center(images), images[..., 2:14, 2:14])
-    # No augmentation and no crop: the training view is the image itself (no flip, no shift).
-    plain = _Augmenter(tiny_classifier_config(image_size=16, augment_shift=0.0, augment_scale=0.0), 16)
-    same, _ = plain.train(images, plain.draw(np.random.default_rng(0), 2))
-    assert torch.allclose(same, images, atol=1e-3)

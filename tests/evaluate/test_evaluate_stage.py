@@ -207,3 +207,30 @@ def test_the_cli_decides_writes_the_report_and_tags_the_runs(
         *argv[argv.index("--verifier") :],
     ]
     assert main(missing) == 2
+
+
+def test_the_original_test_films_are_banked_once_per_size(
+    trained: Trained, variants: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+):
+    from cxrpriv.dataset import open_dataset
+    from cxrpriv.evaluate import films
+    from cxrpriv.evaluate.films import OriginalFilms, aligned_test_sets
+
+    banked: list[tuple[Path, int | None]] = []
+    real = films.test_films
+
+    def counted(dataset, size, device, progress=False):
+        banked.append((dataset.root, size))
+        return real(dataset, size, device, progress)
+
+    monkeypatch.setattr(films, "test_films", counted)
+    original, anonymized = open_dataset(trained.ingest), open_dataset(variants[1])
+    originals = OriginalFilms(original, CPU)
+    first = aligned_test_sets(anonymized, originals, 32)
+    again = aligned_test_sets(anonymized, originals, 32)
+    reference = aligned_test_sets(original, originals, 32)
+    smaller = aligned_test_sets(anonymized, originals, 16)
+    assert first[1] is again[1] is reference[0] is reference[1]  # one bank of the originals at 32 px
+    assert smaller[1].bank.size == 16 and first[0].bank.size == 32
+    assert [s for root, s in banked if root == original.root] == [32, 16]
+    assert [s for root, s in banked if root == anonymized.root] == [32, 32, 16]  # queries: once per attack

@@ -16,6 +16,7 @@ from cxrpriv.stages.contract import (
     add_output_options,
     add_progress_option,
     add_training_options,
+    exit_code,
 )
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,11 @@ def _run(config: TrainAnonymizerConfig, args: argparse.Namespace, context: Stage
     from cxrpriv.training.checkpoint import CheckpointMismatch
 
     priors = None if args.no_priors else args.priors
-    try:
-        run_train_anonymizer(config, args.ingest, args.verifier, args.classifier, priors, context)
-    except (AnonymizerInputError, CheckpointMismatch) as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    return exit_code(
+        lambda: run_train_anonymizer(config, args.ingest, args.verifier, args.classifier, priors, context),
+        log,
+        (AnonymizerInputError, CheckpointMismatch),
+    )
 
 
 TRAIN_ANONYMIZER = StageCommand(

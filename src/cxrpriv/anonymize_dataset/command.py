@@ -15,6 +15,7 @@ from cxrpriv.stages.contract import (
     add_device_option,
     add_output_options,
     add_progress_option,
+    exit_code,
 )
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,9 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
 def _run(config: AnonymizeConfig, args: argparse.Namespace, context: StageContext) -> int:
     from cxrpriv.anonymize_dataset.run import run_anonymize
 
-    try:
-        run_anonymize(config, args.ingest, args.anonymizer, context)
-    except AnonymizeInputError as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    return exit_code(
+        lambda: run_anonymize(config, args.ingest, args.anonymizer, context), log, (AnonymizeInputError,)
+    )
 
 
 ANONYMIZE = StageCommand(

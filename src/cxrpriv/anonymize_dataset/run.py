@@ -46,7 +46,7 @@ def run_anonymize(
             config, method, ingest_dir, context.out, accelerator.device, context.progress
         )
         metrics = write_metrics(context.metrics, result.metrics)
-        plot = write_example_plot(result.examples, method.description, context.plots)
+        plot = _example_plot(result.examples, method.description, context.plots)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
         run.set_tags(
             {
@@ -71,30 +71,11 @@ def run_anonymize(
     return metrics
 
 
-def write_example_plot(examples: dict[str, np.ndarray], title: str, plots_dir: Path) -> Path:
-    """A grid of a few films: original | anonymized | |difference| (one row per film)."""
-    import matplotlib
+def _example_plot(examples: dict[str, np.ndarray], title: str, plots_dir: Path) -> Path:
+    """A few films: original | anonymized | |difference| (one row per film)."""
+    from cxrpriv.figures import difference_grid
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cxrpriv.figures import save_figure
-
-    originals, anonymized = examples["original"], examples["anonymized"]
-    rows = max(len(originals), 1)
-    fig, axes = plt.subplots(rows, 3, figsize=(7.5, 2.5 * rows), squeeze=False)
-    for row, (before, after) in enumerate(zip(originals, anonymized, strict=True)):
-        panels = (
-            ("original", before, "gray"),
-            ("anonymized", after, "gray"),
-            ("|difference|", np.abs(after - before), "magma"),
-        )
-        for ax, (label, image, cmap) in zip(axes[row], panels, strict=True):
-            ax.imshow(image, cmap=cmap, vmin=0, vmax=1 if cmap == "gray" else None)
-            ax.set_axis_off()
-            if row == 0:
-                ax.set_title(label)
-    fig.suptitle(title, fontsize=9)
     plots_dir = Path(plots_dir)
     plots_dir.mkdir(parents=True, exist_ok=True)
-    return save_figure(fig, plots_dir / "examples.png")
+    anonymized = {"anonymized": examples["anonymized"]}
+    return difference_grid(examples["original"], anonymized, title, plots_dir / "examples.png")

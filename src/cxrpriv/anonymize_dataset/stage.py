@@ -84,15 +84,6 @@ def _anonymize_shard(
     return out
 
 
-def _example_rows(dataset: Dataset) -> list[int]:
-    """Manifest rows of the first film of the first few patients of the test split (else of any split)."""
-    manifest = dataset.manifest
-    rows = dataset.split_rows()["test"]
-    rows = rows if len(rows) else np.arange(len(manifest))
-    _, first = np.unique(manifest["patient_id"].to_numpy()[rows], return_index=True)
-    return [int(r) for r in np.sort(rows[first])[:EXAMPLES]]
-
-
 def anonymize_dataset(
     config: AnonymizeConfig,
     method: FilmAnonymizer,
@@ -129,11 +120,13 @@ def anonymize_dataset(
     }
     derive_dataset(source.root, out, applied)
     result = AnonymizeResult(_metrics(method, source, tally, seconds, len(shards)))
-    rows = _example_rows(source)
+    # From the test split when it has films, else from any split.
+    rows = source.first_films(EXAMPLES)
+    rows = rows if len(rows) else source.first_films(EXAMPLES, split=None)
     anonymized = open_dataset(out).images()
     result.examples = {
-        "original": np.stack([reader.as_float(r) for r in rows]),
-        "anonymized": np.stack([anonymized.as_float(r) for r in rows]),
+        "original": np.stack([reader.as_float(int(r)) for r in rows]),
+        "anonymized": np.stack([anonymized.as_float(int(r)) for r in rows]),
     }
     return result
 

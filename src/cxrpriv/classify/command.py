@@ -16,6 +16,7 @@ from cxrpriv.stages.contract import (
     add_output_options,
     add_progress_option,
     add_training_options,
+    exit_code,
     optional_input_path,
 )
 
@@ -66,12 +67,11 @@ def _run(config: ClassifierConfig, args: argparse.Namespace, context: StageConte
         answer_key = None
     priors = args.priors if args.priors.exists() or config.prior_correction != "none" else None
     context = dataclasses.replace(context, register_model=not args.no_register)
-    try:
-        run_train_classifier(config, args.ingest, priors, answer_key, args.clean_labels, context)
-    except (ClassifierInputError, CheckpointMismatch) as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    return exit_code(
+        lambda: run_train_classifier(config, args.ingest, priors, answer_key, args.clean_labels, context),
+        log,
+        (ClassifierInputError, CheckpointMismatch),
+    )
 
 
 TRAIN_CLASSIFIER = StageCommand(

@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ from cxrpriv.classify import ClassifierInputError
 from cxrpriv.classify.config import ClassifierConfig
 from cxrpriv.classify.losses import NoiseChannel
 from cxrpriv.dataset import IMAGE_COLUMNS, Dataset, DatasetError, open_dataset
+
+if TYPE_CHECKING:
+    from cxrpriv.synth.answer_key import CleanLabels
 
 log = logging.getLogger(__name__)
 
@@ -66,62 +69,16 @@ def load_data(
         mined, rows = _labeled_splits(dataset, findings)
     except DatasetError as exc:
         raise ClassifierInputError(str(exc)) from exc
-    manifest, manifest_path = dataset.manifest, dataset.manifest_path
-    if len(rows["train"]) == 0:
-        raise ClassifierInputError(f"{manifest_path}: the train split has no labeled image")
-    if len(rows["validation"]) == 0:
-        # A tiny cohort can leave a split empty; model selection then watches the training images (flagged).
-        log.warning(
-            "%s: the validation split is empty; early stopping watches the training split", manifest_path
-        )
-        rows["validation"] = rows["train"]
-    if len(rows["test"]) == 0:
-        log.warning("%s: the test split is empty; nothing to evaluate", manifest_path)
-
-    channel, comorbidity, summary = None, None, {"source": "none"}
-    needs_priors = config.prior_correction != "none" or config.comorbidity_weight > 0
-    if needs_priors:
-        if priors_path is None:
-            raise ClassifierInputError(
-                f"prior_correction: {config.prior_correction!r} / comorbidity_weight "
-                f"{config.comorbidity_weight} need --priors"
-            )
-        document = _read_priors(Path(priors_path))
-        prevalence = mined[rows["train"]].mean(axis=0)
-        channel, summary = _channel(document, findings, prevalence, Path(priors_path))
-        if config.comorbidity_weight > 0:
-            comorbidity = _comorbidity(document, findings, Path(priors_path))
-
-    clean, source = None, "none"
-    if answer_key_dir is not None:
-        from cxrpriv.synth.answer_key import AnswerKeyError, clean_labels
-
-        try:
-            clean = clean_labels(
-                ingest_dir, answer_key_dir, manifest["image_id"].astype(str).tolist(), findings
-            )
-        except AnswerKeyError as exc:
-            raise ClassifierInputError(str(exc)) from exc
-        clean_values, source = clean.labels, "answer_key"
-    elif clean_labels_table is not None:
-        clean_values, source = _clean_from_table(dataset, Path(clean_labels_table), findings)
-    else:
-        clean_values = None
-
+    _check_splits(rows, dataset.manifest_path)
+    channel, comorbidity, summary = _priors_inputs(config, priors_path, mined[rows["train"]].mean(axis=0))
+    key_labels, clean_values, source = _clean_labels(
+        dataset, findings, ingest_dir, answer_key_dir, clean_labels_table
+    )
     masks = None
     if config.anatomy_weight > 0:
-        from cxrpriv.synth.answer_key import anatomy_masks, has_masks
-
-        if not has_masks(answer_key_dir):
-            raise ClassifierInputError(
-                "anatomy_weight > 0 needs lung/heart masks: give --answer-key with a masks/ folder, or set "
-                "anatomy_weight 0 (real data has no masks)"
-            )
-        assert clean is not None and answer_key_dir is not None
-        masks = anatomy_masks(answer_key_dir, clean.image_index[rows["train"]], mask_size)
-
+        masks = _train_masks(answer_key_dir, key_labels, rows["train"], mask_size)
     return ClassifierData(
-        manifest=manifest,
+        manifest=dataset.manifest,
         findings=findings,
         mined=mined,
         train=rows["train"],
@@ -134,6 +91,80 @@ def load_data(
         masks=masks,
         priors_summary=summary,
     )
+
+
+def _check_splits(rows: dict[str, np.ndarray], manifest_path: Path) -> None:
+    """Refuse a dataset without labeled training images; stand the training rows in for an empty
+    validation split (in place)."""
+    if len(rows["train"]) == 0:
+        raise ClassifierInputError(f"{manifest_path}: the train split has no labeled image")
+    if len(rows["validation"]) == 0:
+        # A tiny cohort can leave a split empty; model selection then watches the training images (flagged).
+        log.warning(
+            "%s: the validation split is empty; early stopping watches the training split", manifest_path
+        )
+        rows["validation"] = rows["train"]
+    if len(rows["test"]) == 0:
+        log.warning("%s: the test split is empty; nothing to evaluate", manifest_path)
+
+
+def _priors_inputs(
+    config: ClassifierConfig, priors_path: Path | None, mined_prevalence: np.ndarray
+) -> tuple[NoiseChannel | None, np.ndarray | None, dict[str, Any]]:
+    """The noise channel, the comorbidity matrix and the priors summary the config asks for (none without
+    a prior correction or comorbidity penalty)."""
+    if config.prior_correction == "none" and config.comorbidity_weight <= 0:
+        return None, None, {"source": "none"}
+    if priors_path is None:
+        raise ClassifierInputError(
+            f"prior_correction: {config.prior_correction!r} / comorbidity_weight "
+            f"{config.comorbidity_weight} need --priors"
+        )
+    path = Path(priors_path)
+    document = _read_priors(path)
+    channel, summary = _channel(document, config.finding_names, mined_prevalence, path)
+    comorbidity = None
+    if config.comorbidity_weight > 0:
+        comorbidity = _comorbidity(document, config.finding_names, path)
+    return channel, comorbidity, summary
+
+
+def _clean_labels(
+    dataset: Dataset,
+    findings: tuple[str, ...],
+    ingest_dir: Path,
+    answer_key_dir: Path | None,
+    clean_labels_table: Path | None,
+) -> tuple[CleanLabels | None, np.ndarray | None, str]:
+    """(the answer key's labels object or None, the (n, k) clean labels or None, their source)."""
+    if answer_key_dir is not None:
+        from cxrpriv.synth.answer_key import AnswerKeyError, clean_labels
+
+        try:
+            key_labels = clean_labels(
+                ingest_dir, answer_key_dir, dataset.manifest["image_id"].astype(str).tolist(), findings
+            )
+        except AnswerKeyError as exc:
+            raise ClassifierInputError(str(exc)) from exc
+        return key_labels, key_labels.labels, "answer_key"
+    if clean_labels_table is not None:
+        return None, *_clean_from_table(dataset, Path(clean_labels_table), findings)
+    return None, None, "none"
+
+
+def _train_masks(
+    answer_key_dir: Path | None, key_labels: CleanLabels | None, train: np.ndarray, mask_size: int
+) -> np.ndarray:
+    """The training rows' anatomy masks from the answer key (``anatomy_weight > 0`` needs them)."""
+    from cxrpriv.synth.answer_key import anatomy_masks, has_masks
+
+    if not has_masks(answer_key_dir):
+        raise ClassifierInputError(
+            "anatomy_weight > 0 needs lung/heart masks: give --answer-key with a masks/ folder, or set "
+            "anatomy_weight 0 (real data has no masks)"
+        )
+    assert key_labels is not None and answer_key_dir is not None
+    return anatomy_masks(answer_key_dir, key_labels.image_index[train], mask_size)
 
 
 def _labeled_splits(dataset: Dataset, findings: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

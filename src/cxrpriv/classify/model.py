@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cxrpriv.classify.config import ClassifierConfig
 from cxrpriv.networks.backbones import build_backbone
 from cxrpriv.training.artifacts import load_model
 
@@ -86,6 +87,22 @@ def build_classifier(
 ) -> Classifier:
     """The builder the MLflow model spec names (``cxrpriv.classify.model:build_classifier``)."""
     return Classifier(backbone, width, depth, n_findings, anatomy_head, dropout, stem)
+
+
+def model_spec(config: ClassifierConfig) -> dict[str, Any]:
+    """How to rebuild the network of ``config``: its builder and the builder's arguments."""
+    return {
+        "builder": BUILDER,
+        "kwargs": {
+            "backbone": config.backbone,
+            "width": config.width,
+            "depth": config.depth,
+            "n_findings": len(config.finding_names),
+            "anatomy_head": config.anatomy_weight > 0,
+            "dropout": config.dropout,
+            "stem": config.stem,
+        },
+    }
 
 
 def classifier_artifact_spec(

@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cxrpriv.classify.config import ClassifierConfig
 from cxrpriv.classify.data import ClassifierData
 from cxrpriv.classify.evaluation import auc_report, roc_auc
 from cxrpriv.classify.losses import comorbidity_penalty, dice_bce, finding_loss
-from cxrpriv.classify.model import BUILDER, Classifier, build_classifier
+from cxrpriv.classify.model import Classifier, build_classifier, model_spec
 from cxrpriv.config import config_to_dict
 from cxrpriv.ingest.shards import ShardReader
 from cxrpriv.training.accelerator import Accelerator
+from cxrpriv.training.augment import ZoomShiftCrop
 from cxrpriv.training.checkpoint import CheckpointStore
 from cxrpriv.training.image_bank import ImageBank
 from cxrpriv.training.loop import FitResult, LoopSettings, fit
@@ -44,21 +44,6 @@ class ClassifierResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def model_spec(config: ClassifierConfig) -> dict[str, Any]:
-    return {
-        "builder": BUILDER,
-        "kwargs": {
-            "backbone": config.backbone,
-            "width": config.width,
-            "depth": config.depth,
-            "n_findings": len(config.finding_names),
-            "anatomy_head": config.anatomy_weight > 0,
-            "dropout": config.dropout,
-            "stem": config.stem,
-        },
-    }
-
-
 def fingerprint(config: ClassifierConfig, data: ClassifierData) -> str:
     """What a checkpoint must match to be resumed: the config and the exact training inputs."""
     digest = hashlib.sha256(json.dumps(config_to_dict(config), sort_keys=True, default=str).encode())
@@ -69,44 +54,116 @@ def fingerprint(config: ClassifierConfig, data: ClassifierData) -> str:
     return digest.hexdigest()[:20]
 
 
-class _Augmenter:
-    """Per-image random shift/zoom (and random crop) as one affine resampling; center crop at evaluation."""
+@dataclass
+class _Banked:
+    """The run's images and targets on the accelerator: the bank holds train, validation and test rows in
+    that order, from ``offset[split]`` on."""
 
-    def __init__(self, config: ClassifierConfig, bank_size: int) -> None:
-        self.config = config
-        self.bank_size = bank_size
-        self.out = config.crop_size or bank_size
+    bank: ImageBank
+    offset: dict[str, int]
+    mined: torch.Tensor  # (n, k) text-mined labels, manifest order
+    masks: torch.Tensor | None  # (n_train, 3, s, s) anatomy masks, train order
+    comorbidity: torch.Tensor | None  # (k, k)
 
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """[n, 3]: zoom, x shift, y shift in normalized coordinates (the epoch's stream)."""
-        c = self.config
-        zoom = 1 + rng.uniform(-c.augment_scale, c.augment_scale, n)
-        shift = rng.uniform(-c.augment_shift, c.augment_shift, (n, 2)) * 2
-        crop_room = 1 - self.out / self.bank_size  # a random crop is a shift within this room
-        shift += rng.uniform(-crop_room, crop_room, (n, 2))
-        return np.column_stack([zoom, shift]).astype(np.float32)
 
-    def train(self, images: torch.Tensor, params: np.ndarray, masks: torch.Tensor | None = None):
-        p = torch.as_tensor(params, device=images.device)
-        ratio = self.out / self.bank_size
-        theta = torch.zeros(len(p), 2, 3, device=images.device)
-        theta[:, 0, 0] = ratio / p[:, 0]
-        theta[:, 1, 1] = ratio / p[:, 0]
-        theta[:, :, 2] = p[:, 1:]
-        size = (len(p), 1, self.out, self.out)
-        grid = F.affine_grid(theta, size, align_corners=False)
-        images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        if masks is not None:
-            masks = F.grid_sample(
-                masks.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False
+def _bank(
+    config: ClassifierConfig, data: ClassifierData, ingest_dir: Path, device: torch.device, progress: bool
+) -> _Banked:
+    reader = ShardReader(Path(ingest_dir), data.manifest)
+    rows = np.concatenate([data.train, data.validation, data.test])
+    bank = ImageBank.from_shards(
+        reader, rows, device=device, size=config.image_size or None, progress=progress
+    )
+    return _Banked(
+        bank=bank,
+        offset={"train": 0, "validation": len(data.train), "test": len(data.train) + len(data.validation)},
+        mined=torch.as_tensor(np.array(data.mined), device=device),
+        masks=None if data.masks is None else torch.as_tensor(np.array(data.masks), device=device),
+        comorbidity=None if data.comorbidity is None else torch.as_tensor(data.comorbidity, device=device),
+    )
+
+
+class _Task:
+    """What the epoch loop calls for the classifier: the epoch's batches, a batch's loss, validation; and
+    the predictions of a split."""
+
+    def __init__(
+        self,
+        config: ClassifierConfig,
+        data: ClassifierData,
+        banked: _Banked,
+        model: Classifier,
+        device: torch.device,
+    ) -> None:
+        self.config, self.data, self.banked, self.model, self.device = config, data, banked, model, device
+        self.augmenter = ZoomShiftCrop(
+            size=banked.bank.size,
+            crop=config.crop_size or banked.bank.size,
+            scale=config.augment_scale,
+            shift=config.augment_shift,
+        )
+
+    def finding_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return finding_loss(logits, labels, self.data.channel, self.config.prior_correction)
+
+    def train_batches(self, epoch: int) -> list[dict[str, Any]]:
+        config, n = self.config, len(self.data.train)
+        order = epoch_rng(config.seed, epoch, "shuffle").permutation(n)
+        params = self.augmenter.draw(epoch_rng(config.seed, epoch, "augment"), n)
+        # Full batches only: BatchNorm statistics of a 1-image remainder batch are meaningless.
+        n_batches = max(len(order) // config.batch_size, 1)
+        if config.max_steps_per_epoch:
+            n_batches = min(n_batches, config.max_steps_per_epoch)
+        return [
+            {"positions": order[i * config.batch_size : (i + 1) * config.batch_size], "params": params}
+            for i in range(n_batches)
+        ]
+
+    def training_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        config, banked, positions = self.config, self.banked, batch["positions"]
+        images = banked.bank.batch(banked.offset["train"] + positions)
+        masks = None if banked.masks is None else banked.masks[torch.as_tensor(positions, device=self.device)]
+        images, masks = self.augmenter.apply(images, batch["params"][positions], masks)
+        labels = banked.mined[torch.as_tensor(self.data.train[positions], device=self.device)]
+        logits, mask_logits = self.model.forward_with_masks(images, masks=masks is not None)
+        loss = self.finding_loss(logits, labels)
+        if banked.comorbidity is not None and config.comorbidity_weight > 0:
+            loss = loss + config.comorbidity_weight * comorbidity_penalty(
+                torch.sigmoid(logits.float()), banked.comorbidity
             )
-        return images, masks
+        if mask_logits is not None and masks is not None:
+            loss = loss + config.anatomy_weight * dice_bce(mask_logits, masks)
+        return loss
 
-    def center(self, images: torch.Tensor) -> torch.Tensor:
-        if self.out == self.bank_size:
-            return images
-        start = (self.bank_size - self.out) // 2
-        return images[..., start : start + self.out, start : start + self.out]
+    def predict(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and logits of a split (the model must be in eval mode)."""
+        n, batch = len(getattr(self.data, split)), self.config.eval_batch_size
+        out = []
+        for start in range(0, n, batch):
+            index = np.arange(start, min(start + batch, n)) + self.banked.offset[split]
+            out.append(self.model(self.augmenter.center(self.banked.bank.batch(index))).float())
+        logits = torch.cat(out) if out else torch.zeros(0, len(self.data.findings), device=self.device)
+        return torch.sigmoid(logits).cpu().numpy(), logits.cpu().numpy()
+
+    def validate(self) -> dict[str, float]:
+        probabilities, logits = self.predict("validation")
+        labels = self.data.mined[self.data.validation]
+        loss = float(self.finding_loss(torch.as_tensor(logits), torch.as_tensor(labels)))
+        aucs = [roc_auc(labels[:, j], probabilities[:, j]) for j in range(labels.shape[1])]
+        aucs = [a for a in aucs if not np.isnan(a)]
+        return {"loss": loss, "auc_mined": float(np.mean(aucs)) if aucs else float("nan")}
+
+
+def _loop_settings(config: ClassifierConfig, progress: bool) -> LoopSettings:
+    return LoopSettings(
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        seed=config.seed,
+        monitor=config.monitor,
+        mode="max" if config.monitor == "auc_mined" else "min",
+        progress=progress,
+        description="classifier",
+    )
 
 
 def train_classifier(
@@ -120,93 +177,25 @@ def train_classifier(
 ) -> ClassifierResult:
     started = time.perf_counter()
     seed_everything(config.seed)
-    device = accelerator.device
-    reader = ShardReader(Path(ingest_dir), data.manifest)
-    rows = np.concatenate([data.train, data.validation, data.test])
-    bank = ImageBank.from_shards(
-        reader, rows, device=device, size=config.image_size or None, progress=progress
-    )
-    position = {"train": 0, "validation": len(data.train), "test": len(data.train) + len(data.validation)}
+    banked = _bank(config, data, ingest_dir, accelerator.device, progress)
     loaded = time.perf_counter()
-    augmenter = _Augmenter(config, bank.size)
-    mined = torch.as_tensor(np.array(data.mined), device=device)
-    masks = None if data.masks is None else torch.as_tensor(np.array(data.masks), device=device)
-    comorbidity = None if data.comorbidity is None else torch.as_tensor(data.comorbidity, device=device)
-
-    model = build_classifier(**model_spec(config)["kwargs"]).to(device)
+    # Built after the seed, so the initialization is the run's (and the same on resume).
+    model = build_classifier(**model_spec(config)["kwargs"]).to(accelerator.device)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-
-    def main_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return finding_loss(logits, labels, data.channel, config.prior_correction)
-
-    def train_batches(epoch: int) -> list[dict[str, Any]]:
-        order = epoch_rng(config.seed, epoch, "shuffle").permutation(len(data.train))
-        params = augmenter.draw(epoch_rng(config.seed, epoch, "augment"), len(data.train))
-        # Full batches only: BatchNorm statistics of a 1-image remainder batch are meaningless.
-        n_batches = max(len(order) // config.batch_size, 1)
-        if config.max_steps_per_epoch:
-            n_batches = min(n_batches, config.max_steps_per_epoch)
-        return [
-            {"positions": order[i * config.batch_size : (i + 1) * config.batch_size], "params": params}
-            for i in range(n_batches)
-        ]
-
-    def training_loss(batch: dict[str, Any]) -> torch.Tensor:
-        positions = batch["positions"]
-        images = bank.batch(position["train"] + positions)
-        batch_masks = None if masks is None else masks[torch.as_tensor(positions, device=device)]
-        images, batch_masks = augmenter.train(images, batch["params"][positions], batch_masks)
-        labels = mined[torch.as_tensor(data.train[positions], device=device)]
-        logits, mask_logits = model.forward_with_masks(images, masks=batch_masks is not None)
-        loss = main_loss(logits, labels)
-        if comorbidity is not None and config.comorbidity_weight > 0:
-            loss = loss + config.comorbidity_weight * comorbidity_penalty(
-                torch.sigmoid(logits.float()), comorbidity
-            )
-        if mask_logits is not None and batch_masks is not None:
-            loss = loss + config.anatomy_weight * dice_bce(mask_logits, batch_masks)
-        return loss
-
-    def predict(split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities and logits of a split (the model must be in eval mode)."""
-        n = len(getattr(data, split))
-        out = []
-        for start in range(0, n, config.eval_batch_size):
-            index = np.arange(start, min(start + config.eval_batch_size, n)) + position[split]
-            out.append(model(augmenter.center(bank.batch(index))).float())
-        logits = torch.cat(out) if out else torch.zeros(0, len(data.findings), device=device)
-        return torch.sigmoid(logits).cpu().numpy(), logits.cpu().numpy()
-
-    def validate() -> dict[str, float]:
-        probabilities, logits = predict("validation")
-        labels = data.mined[data.validation]
-        loss = float(main_loss(torch.as_tensor(logits), torch.as_tensor(labels)))
-        aucs = [roc_auc(labels[:, j], probabilities[:, j]) for j in range(labels.shape[1])]
-        aucs = [a for a in aucs if not np.isnan(a)]
-        return {"loss": loss, "auc_mined": float(np.mean(aucs)) if aucs else float("nan")}
-
-    settings = LoopSettings(
-        max_epochs=config.max_epochs,
-        patience=config.patience,
-        seed=config.seed,
-        monitor=config.monitor,
-        mode="max" if config.monitor == "auc_mined" else "min",
-        progress=progress,
-        description="classifier",
-    )
+    task = _Task(config, data, banked, model, accelerator.device)
     store = (
         None if checkpoint_dir is None else CheckpointStore(Path(checkpoint_dir), fingerprint(config, data))
     )
     result = fit(
         model,
         optimizer,
-        train_batches=train_batches,
-        training_loss=training_loss,
-        validate=validate,
+        train_batches=task.train_batches,
+        training_loss=task.training_loss,
+        validate=task.validate,
         accelerator=accelerator,
-        settings=settings,
+        settings=_loop_settings(config, progress),
         checkpoint=store,
         on_epoch_end=on_epoch_end,
     )
@@ -214,10 +203,9 @@ def train_classifier(
     model.load_state_dict(result.best_state)
     model.eval()
     with torch.no_grad(), accelerator.autocast():
-        predictions = {split: predict(split)[0] for split in ("validation", "test")}
+        predictions = {split: task.predict(split)[0] for split in ("validation", "test")}
     evaluation = evaluate(config, data, predictions["test"])
-    evaluated = time.perf_counter()
-    timings = _timings(config, result, loaded - started, trained - loaded, evaluated - trained)
+    timings = _timings(config, result, loaded - started, trained - loaded, time.perf_counter() - trained)
     return ClassifierResult(
         model=model.cpu(),
         spec=model_spec(config),

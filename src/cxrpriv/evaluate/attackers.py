@@ -24,7 +24,7 @@ import torch
 
 from cxrpriv.config import config_to_dict
 from cxrpriv.dataset import Dataset
-from cxrpriv.evaluate.films import aligned_test_sets
+from cxrpriv.evaluate.films import OriginalFilms, aligned_test_sets
 from cxrpriv.evaluate.results import summarize_seeds
 from cxrpriv.reid.attack import AttackSettings, FilmSet, attack
 from cxrpriv.reid.config import TrainReidConfig
@@ -65,11 +65,11 @@ def frozen_attack(
     verifier: torch.nn.Module,
     spec: dict[str, Any],
     anonymized: Dataset,
-    original: Dataset,
+    originals: OriginalFilms,
     settings: AttackSettings,
     accelerator: Accelerator,
 ) -> dict[str, Any]:
-    queries, gallery = aligned_test_sets(anonymized, original, int(spec["image_size"]), accelerator.device)
+    queries, gallery = aligned_test_sets(anonymized, originals, int(spec["image_size"]))
     record = attack_record(verifier, queries, gallery, settings, accelerator)
     return {"attacker": f"frozen verifier of the verifier stage ({spec.get('builder', '?')})", **record}
 
@@ -103,7 +103,7 @@ def _fingerprint(config: TrainReidConfig, anonymized: Dataset, settings: AttackS
 def _train_one(
     config: TrainReidConfig,
     anonymized: Dataset,
-    original: Dataset,
+    originals: OriginalFilms,
     settings: AttackSettings,
     accelerator: Accelerator,
     work: Path,
@@ -119,9 +119,7 @@ def _train_one(
         progress=progress,
         test_seed=settings.seed,
     )
-    queries, gallery = aligned_test_sets(
-        anonymized, original, int(result.spec["image_size"]), accelerator.device
-    )
+    queries, gallery = aligned_test_sets(anonymized, originals, int(result.spec["image_size"]))
     record = attack_record(result.model, queries, gallery, settings, accelerator)
     own = result.metrics["verification"]["auc"]["value"]
     return {
@@ -139,7 +137,7 @@ def _train_one(
 def retrained_attack(
     family: RetrainedFamily,
     anonymized: Dataset,
-    original: Dataset,
+    originals: OriginalFilms,
     settings: AttackSettings,
     accelerator: Accelerator,
     work_dir: Path,
@@ -155,7 +153,7 @@ def retrained_attack(
         if cached.is_file():
             record = json.loads(cached.read_text())
         else:
-            record = _train_one(config, anonymized, original, settings, accelerator, work, progress)
+            record = _train_one(config, anonymized, originals, settings, accelerator, work, progress)
             work.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(record, indent=1) + "\n")
         if log_run is not None:

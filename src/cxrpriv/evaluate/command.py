@@ -21,6 +21,7 @@ from cxrpriv.stages.contract import (
     add_output_options,
     add_progress_option,
     add_training_options,
+    exit_code,
     optional_input_path,
 )
 
@@ -88,12 +89,11 @@ def _run(config: EvaluateConfig, args: argparse.Namespace, context: StageContext
     from cxrpriv.dataset import DatasetError
     from cxrpriv.evaluate.run import run_evaluate
 
-    try:
-        run_evaluate(config, resolve_inputs(config, args, context.profile), context)
-    except (EvaluateInputError, DatasetError, ConfigError) as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    return exit_code(
+        lambda: run_evaluate(config, resolve_inputs(config, args, context.profile), context),
+        log,
+        (EvaluateInputError, DatasetError, ConfigError),
+    )
 
 
 EVALUATE = StageCommand(

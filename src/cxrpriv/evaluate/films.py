@@ -3,7 +3,8 @@
 An anonymized dataset and the original it came from hold the same manifest rows (``cxrpriv anonymize``
 keeps them), so their test sets are aligned film by film: row i of both is one film before and after
 anonymization. :func:`aligned_test_sets` checks that, because every attack pairs an anonymized film with
-an original one by that alignment.
+an original one by that alignment. The original test films are every attack's gallery (and the reference's
+queries): :class:`OriginalFilms` banks them once per size for the whole evaluation.
 """
 
 from __future__ import annotations
@@ -48,9 +49,26 @@ def check_aligned(anonymized: Dataset, original: Dataset) -> None:
         )
 
 
-def aligned_test_sets(
-    anonymized: Dataset, original: Dataset, size: int, device: torch.device
-) -> tuple[FilmSet, FilmSet]:
-    """(anonymized queries, original gallery) at ``size``, aligned film by film."""
-    check_aligned(anonymized, original)
-    return test_films(anonymized, size, device), test_films(original, size, device)
+class OriginalFilms:
+    """The original dataset's test films, banked at each size once (the first attack at a size loads them,
+    every later one reuses the bank on the accelerator)."""
+
+    def __init__(self, dataset: Dataset, device: torch.device) -> None:
+        self.dataset = dataset
+        self.device = device
+        self._by_size: dict[int, FilmSet] = {}
+
+    def at(self, size: int) -> FilmSet:
+        if size not in self._by_size:
+            self._by_size[size] = test_films(self.dataset, size, self.device)
+        return self._by_size[size]
+
+
+def aligned_test_sets(anonymized: Dataset, originals: OriginalFilms, size: int) -> tuple[FilmSet, FilmSet]:
+    """(anonymized queries, original gallery) at ``size``, aligned film by film; the original dataset
+    itself (the reference) is its own queries."""
+    check_aligned(anonymized, originals.dataset)
+    gallery = originals.at(size)
+    if anonymized is originals.dataset:
+        return gallery, gallery
+    return test_films(anonymized, size, originals.device), gallery

@@ -24,7 +24,7 @@ from cxrpriv.evaluate.results import (
     utility_record,
     worst_attacker,
 )
-from cxrpriv.figures import save_figure, save_series
+from cxrpriv.figures import difference_grid, plain_text, save_figure, save_series
 
 TRADEOFF_PLOT = "privacy_utility.png"
 TRADEOFF_SERIES = "privacy_utility.json"  # its points, for DVC
@@ -62,7 +62,10 @@ def write_plots(
         per_finding_plot(plt, results, plots_dir / PER_FINDING_PLOT),
     ]
     if examples is not None and len(examples.originals):
-        paths.append(example_grid(plt, examples, plots_dir / EXAMPLES_PLOT))
+        grid = difference_grid(
+            examples.originals, examples.anonymized, "Example test films", plots_dir / EXAMPLES_PLOT
+        )
+        paths.append(grid)
     return paths
 
 
@@ -123,7 +126,7 @@ def _variant_point(ax: Any, variant: Mapping[str, Any], color: str) -> None:
     if math.isfinite(attacker.auc_worst):
         ax.plot([attacker.auc_worst], [y], "x", color=color, ms=8)
     ax.annotate(
-        _plain(variant[NAME]), (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8, color=color
+        plain_text(variant[NAME]), (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8, color=color
     )
 
 
@@ -141,7 +144,7 @@ def per_finding_plot(plt: Any, results: Mapping[str, Any], path: Path) -> Path:
         low = np.array([number(e.get("low")) for e in entries])
         high = np.array([number(e.get("high")) for e in entries])
         err = np.clip(np.nan_to_num(np.vstack([auc - low, high - auc])), 0, None)
-        label = _plain(
+        label = plain_text(
             f"{variant[NAME]} (mean {number(record.get('mean_auc')):.3f}, {record.get('labels', '?')})"
         )
         ax.barh(y + (i - (len(variants) - 1) / 2) * height, auc, height, xerr=err, capsize=1.5, label=label)
@@ -155,41 +158,9 @@ def per_finding_plot(plt: Any, results: Mapping[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _plain(text: object) -> str:
-    # Matplotlib reads text between two '$' as mathtext (and fails on one): names are shown as written.
-    return str(text).replace("$", r"\$")
-
-
 def _findings(variants: Sequence[Mapping[str, Any]]) -> list[str]:
     # In the order the first variant lists them (the stage writes the canonical order), then any others.
     seen: dict[str, None] = {}
     for variant in variants:
         seen.update(dict.fromkeys(utility_record(variant).get("per_finding", {})))
     return list(seen)
-
-
-def example_grid(plt: Any, examples: ExampleFilms, path: Path) -> Path:
-    """Rows: test films. Columns: the original, then per variant its anonymized film and |anonymized -
-    original| (one colour scale for every difference, so variants compare)."""
-    originals = np.asarray(examples.originals, dtype=float)
-    anonymized = {name: np.asarray(films, dtype=float) for name, films in examples.anonymized.items()}
-    for name, films in anonymized.items():
-        if films.shape != originals.shape:
-            raise ValueError(f"example films of {name!r}: shape {films.shape}, originals {originals.shape}")
-    differences = {name: np.abs(films - originals) for name, films in anonymized.items()}
-    peak = max((float(d.max()) for d in differences.values()), default=0.0) or 1.0
-    columns = 1 + 2 * len(anonymized)
-    rows = len(originals)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.7 * columns + 0.6, 1.8 * rows + 0.4), squeeze=False)
-    for i in range(rows):
-        axes[i, 0].imshow(originals[i], cmap="gray", vmin=0, vmax=1)
-        for j, name in enumerate(anonymized):
-            axes[i, 1 + 2 * j].imshow(anonymized[name][i], cmap="gray", vmin=0, vmax=1)
-            axes[i, 2 + 2 * j].imshow(differences[name][i], cmap="magma", vmin=0, vmax=peak)
-    titles = ["original"] + [_plain(t) for name in anonymized for t in (name, f"|{name} - original|")]
-    for ax, title in zip(axes[0], titles, strict=True):
-        ax.set_title(title, fontsize=8)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    fig.suptitle(f"Example test films; differences on one scale: black 0, yellow {peak:.2f}", fontsize=9)
-    return save_figure(fig, path)

@@ -28,7 +28,7 @@ from cxrpriv.evaluate.attackers import (
     summarize_runs,
 )
 from cxrpriv.evaluate.config import EvaluateConfig
-from cxrpriv.evaluate.films import check_aligned
+from cxrpriv.evaluate.films import OriginalFilms, check_aligned
 from cxrpriv.evaluate.utility import frozen_utility, retrained_utility
 from cxrpriv.reid.attack import AttackSettings
 from cxrpriv.training.accelerator import select_accelerator
@@ -109,16 +109,10 @@ def variant_name(dataset: Dataset) -> tuple[str, str, dict[str, Any]]:
     return name, method, settings
 
 
-def _example_rows(dataset: Dataset, k: int) -> np.ndarray:
-    rows = dataset.split_rows()["test"]
-    _, first = np.unique(dataset.manifest["patient_id"].to_numpy()[rows], return_index=True)
-    return np.sort(rows[first])[:k]
-
-
 def _examples(original: Dataset, variants: Sequence[tuple[str, Dataset]], k: int) -> dict[str, np.ndarray]:
     if k == 0:
         return {}
-    rows = _example_rows(original, k)
+    rows = original.first_films(k)
     out = {"original": np.stack([original.images().as_float(int(r)) for r in rows])}
     for name, dataset in variants:
         out[name] = np.stack([dataset.images().as_float(int(r)) for r in rows])
@@ -144,10 +138,12 @@ class _Judges:
         device = self.accelerator.device
         self.verifier, self.verifier_spec = load_verifier(self.inputs.verifier, device)
         self.classifier, self.classifier_spec = load_classifier(self.inputs.classifier, device)
+        # Every attack's gallery: banked once per size, not once per attack.
+        self.originals = OriginalFilms(self.original, device)
 
     def frozen_attack(self, dataset: Dataset) -> dict[str, Any]:
         return frozen_attack(
-            self.verifier, self.verifier_spec, dataset, self.original, self.inputs.settings, self.accelerator
+            self.verifier, self.verifier_spec, dataset, self.originals, self.inputs.settings, self.accelerator
         )
 
     def utility(self, dataset: Dataset) -> dict[str, Any]:
@@ -183,7 +179,7 @@ class _Judges:
         }
 
     def variant(self, name: str, method: str, settings: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
-        work = self.work_dir / _slug(name)
+        work = self.work_dir / folder_name(name)
 
         def log_run(family: str, record: dict[str, Any]) -> None:
             if self.on_attacker_run is not None:
@@ -193,7 +189,7 @@ class _Judges:
             family.name: retrained_attack(
                 family,
                 dataset,
-                self.original,
+                self.originals,
                 self.inputs.settings,
                 self.accelerator,
                 work,
@@ -280,5 +276,7 @@ def evaluate(
     return EvaluateResult(results, examples, accelerator.describe())
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+def folder_name(name: str) -> str:
+    """``name`` (a variant's, an anonymizer's overrides) as a folder name: letters, digits and ``-_.=``
+    kept, anything else ``_``."""
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name)

@@ -14,6 +14,7 @@ from cxrpriv.stages.contract import (
     StageContext,
     add_output_options,
     add_progress_option,
+    exit_code,
     optional_input,
 )
 
@@ -87,8 +88,14 @@ def _run(config: PreprocessConfig, args: argparse.Namespace, context: StageConte
         return 2
     if args.force and context.out.exists():
         shutil.rmtree(context.out)
-    try:
-        run_preprocess(
+
+    def with_report(exc: Exception) -> str:
+        if isinstance(exc, ValidationFailed):
+            return f"{exc} (report: {validation_report_path(context.out)})"
+        return str(exc)
+
+    return exit_code(
+        lambda: run_preprocess(
             config,
             args.source,
             args.labels,
@@ -97,14 +104,12 @@ def _run(config: PreprocessConfig, args: argparse.Namespace, context: StageConte
             endpoint_url=args.s3_endpoint_url,
             pseudonym_map=args.pseudonym_map,
             path_map=args.path_map,
-        )
-    except ValidationFailed as exc:
-        log.error("%s (report: %s)", exc, validation_report_path(context.out))
-        return 1
-    except (StageError, SourceError, LabelsError, ValueError, FileNotFoundError) as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+        ),
+        log,
+        (StageError, SourceError, LabelsError, ValueError, FileNotFoundError),
+        refusals=(ValidationFailed,),
+        describe=with_report,
+    )
 
 
 PREPROCESS = StageCommand(

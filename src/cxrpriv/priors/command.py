@@ -18,7 +18,13 @@ from pathlib import Path
 from cxrpriv.priors import PRIORS_FILE, PriorsInputError
 from cxrpriv.priors.config import PriorsConfig
 from cxrpriv.priors.tables import LAYOUTS
-from cxrpriv.stages.contract import StageCommand, StageContext, add_output_options, optional_input_path
+from cxrpriv.stages.contract import (
+    StageCommand,
+    StageContext,
+    add_output_options,
+    exit_code,
+    optional_input_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +93,11 @@ def reread_inputs(paths: Sequence[Path] | None, layouts: Sequence[str] | None) -
 def _run(config: PriorsConfig, args: argparse.Namespace, context: StageContext) -> int:
     from cxrpriv.priors.run import run_priors
 
-    try:
+    def run() -> None:
         rereads = reread_inputs(args.reread, args.reread_layout)
-        labels = None if args.no_labels else args.labels
-        run_priors(config, labels, rereads, args.vocabulary, context)
-    except PriorsInputError as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+        run_priors(config, None if args.no_labels else args.labels, rereads, args.vocabulary, context)
+
+    return exit_code(run, log, (PriorsInputError,))
 
 
 PRIORS = StageCommand(

@@ -16,6 +16,7 @@ from cxrpriv.stages.contract import (
     add_output_options,
     add_progress_option,
     add_training_options,
+    exit_code,
 )
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,11 @@ def _run(config: TrainReidConfig, args: argparse.Namespace, context: StageContex
     from cxrpriv.reid.run import run_train_reid
     from cxrpriv.training.checkpoint import CheckpointMismatch
 
-    try:
-        run_train_reid(config, args.ingest, context)
-    except (ReidInputError, CheckpointMismatch, FileNotFoundError) as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    return exit_code(
+        lambda: run_train_reid(config, args.ingest, context),
+        log,
+        (ReidInputError, CheckpointMismatch, FileNotFoundError),
+    )
 
 
 TRAIN_REID = StageCommand(

@@ -9,7 +9,13 @@ from pathlib import Path
 
 from cxrpriv.ingest.keys import KEY_ENV, KeyUnavailableError, load_key
 from cxrpriv.release.config import ReleaseConfig
-from cxrpriv.stages.contract import StageCommand, StageContext, add_output_options, add_progress_option
+from cxrpriv.stages.contract import (
+    StageCommand,
+    StageContext,
+    add_output_options,
+    add_progress_option,
+    exit_code,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,7 @@ def _run(config: ReleaseConfig, args: argparse.Namespace, context: StageContext)
     from cxrpriv.release import ReleaseBlocked, ReleaseInputError, ReleaseRefused
     from cxrpriv.release.run import run_release
 
-    try:
+    def run() -> None:
         key = load_key(args.key_file)
         run_release(
             config,
@@ -66,13 +72,13 @@ def _run(config: ReleaseConfig, args: argparse.Namespace, context: StageContext)
             context,
             force_reason=args.force_release_reason,
         )
-    except ReleaseBlocked as exc:
-        log.error("%s", exc)
-        return 1
-    except (KeyUnavailableError, DecisionError, ReleaseRefused, ReleaseInputError) as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+
+    return exit_code(
+        run,
+        log,
+        (KeyUnavailableError, DecisionError, ReleaseRefused, ReleaseInputError),
+        refusals=(ReleaseBlocked,),
+    )
 
 
 RELEASE = StageCommand(

@@ -19,6 +19,7 @@ from the shared options below (:meth:`StageContext.from_args`), a component from
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,27 @@ def optional_input(text: str) -> str | None:
 def optional_input_path(text: str) -> Path | None:
     """:func:`optional_input` as a path."""
     return Path(text) if text else None
+
+
+def exit_code(
+    run: Callable[[], object],
+    log: logging.Logger,
+    input_errors: tuple[type[Exception], ...],
+    refusals: tuple[type[Exception], ...] = (),
+    describe: Callable[[Exception], str] = str,
+) -> int:
+    """A command's exit code for calling ``run``: 0 when it returns, 2 for one of ``input_errors`` and 1
+    for one of ``refusals`` (the stage ran and said no, e.g. a validation or release gate), the error
+    logged on ``log`` (as ``describe`` words it); any other exception propagates."""
+    try:
+        run()
+    except refusals as exc:
+        log.error("%s", describe(exc))
+        return 1
+    except input_errors as exc:
+        log.error("%s", describe(exc))
+        return 2
+    return 0
 
 
 def add_output_options(parser: argparse.ArgumentParser, stage: str, out: Path, out_help: str) -> None:
