@@ -70,7 +70,7 @@ def _anonymize(config: AnonymizeConfig, anonymizer: Path | None, out: Path, args
         return out
     device = select_accelerator("auto", False).device
     anonymize_dataset(
-        config, build_method(config, anonymizer, device), args.ingest, out, device, progress=False
+        config, build_method(config, anonymizer, device), args.ingest, out, device=device, progress=False
     )
     return out
 

@@ -92,7 +92,7 @@ def bench_classifier(ingest: Path, priors: Path, steps_per_epoch: int, epochs: i
         "n_boot": 20,
     }
     config = load_stage_config(ClassifierConfig, "train_classifier", PARAMS, "paper", overrides)
-    data = load_data(config, ingest, priors, None, None, config.image_size)
+    data = load_data(config, ingest, priors, None, None, mask_size=config.image_size)
     accelerator = select_accelerator("auto", config.mixed_precision)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -140,7 +140,9 @@ def bench_anonymizer(ingest: Path, priors: Path, steps_per_epoch: int, epochs: i
         reid = train_reid(reid_config, ingest, device="auto", progress=False)
         verifier = _saved(reid.model, reid.spec, root / "reid")
         classifier_config = load_stage_config(ClassifierConfig, "train_classifier", PARAMS, "paper", short)
-        data = load_data(classifier_config, ingest, priors, None, None, classifier_config.image_size)
+        data = load_data(
+            classifier_config, ingest, priors, None, None, mask_size=classifier_config.image_size
+        )
         trained = train_classifier(classifier_config, data, ingest, accelerator, progress=False)
         size = classifier_config.image_size
         spec = classifier_artifact_spec(
@@ -164,7 +166,7 @@ def bench_anonymizer(ingest: Path, priors: Path, steps_per_epoch: int, epochs: i
         method = LearnedWarp(result.model.to(accelerator.device).eval(), config.image_size, "bench")
         apply_config = load_stage_config(AnonymizeConfig, "anonymize", PARAMS, "paper")
         applied = anonymize_dataset(
-            apply_config, method, ingest, root / "anonymized", accelerator.device, progress=False
+            apply_config, method, ingest, root / "anonymized", device=accelerator.device, progress=False
         ).metrics
     apply_row = {
         "model": f"anonymize (apply) at the stored size, batch {apply_config.batch_size}",

@@ -77,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"python {platform.python_version()}"
     )
-    print(
-        "| patients | images | wall (s) | images/s | peak RSS (MiB) | disk (MiB) | naive AUC |"
-    )
+    print("| patients | images | wall (s) | images/s | peak RSS (MiB) | disk (MiB) | naive AUC |")
     print("|---|---|---|---|---|---|---|")
     for n in args.n_patients:
         r = run_once(n, args.workdir)

@@ -78,8 +78,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     config = tiny_classifier_config(
         findings=(FINDING,), max_epochs=15, patience=50, max_steps_per_epoch=0, batch_size=8
     )
-    data = load_data(config, ingest, priors, None, None, SIZE)
-    result = train_classifier(config, data, ingest, select_accelerator("cpu"), None, False)
+    data = load_data(config, ingest, priors, None, None, mask_size=SIZE)
+    result = train_classifier(config, data, ingest, select_accelerator("cpu"), progress=False)
     spec = classifier_artifact_spec(result.spec, data.findings, SIZE, SIZE, data.priors_summary)
     _save(root / "classifier", result.model, spec)
     auc = reid.metrics["verification"]["auc"]["value"]

@@ -30,7 +30,7 @@ def _config(**overrides: object) -> AnonymizeConfig:
 
 
 def _run(config: AnonymizeConfig, ingest: Path, out: Path, anonymizer: Path | None = None) -> Path:
-    anonymize_dataset(config, build_method(config, anonymizer, CPU), ingest, out, CPU, progress=False)
+    anonymize_dataset(config, build_method(config, anonymizer, CPU), ingest, out, device=CPU, progress=False)
     return out
 
 

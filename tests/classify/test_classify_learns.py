@@ -70,6 +70,6 @@ def test_training_finds_an_easy_finding(tmp_path: Path):
         max_steps_per_epoch=0,
         patience=10,
     )
-    data = load_data(config, tmp_path, None, None, None, SIZE)
-    result = train_classifier(config, data, tmp_path, select_accelerator("cpu"), None, progress=False)
+    data = load_data(config, tmp_path, None, None, None, mask_size=SIZE)
+    result = train_classifier(config, data, tmp_path, select_accelerator("cpu"), progress=False)
     assert result.metrics["noisy_auc_Mass"] > 0.9, result.fit.history

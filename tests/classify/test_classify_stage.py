@@ -112,12 +112,12 @@ def test_the_cli_runs_without_an_answer_key_or_priors(tiny_data: dict[str, Path]
 def test_bad_inputs_are_named(tiny_data: dict[str, Path], tmp_path: Path):
     config = tiny_classifier_config()
     with pytest.raises(ClassifierInputError, match=r"missing\.json: not found"):
-        load_data(config, tiny_data["ingest"], tmp_path / "missing.json", None, None, 32)
+        load_data(config, tiny_data["ingest"], tmp_path / "missing.json", None, None, mask_size=32)
     flat = tmp_path / "flat.json"
     document = json.loads(tiny_data["priors"].read_text())
     document["findings"]["Edema"]["p_true_given_mined_pos"] = 0.01
     flat.write_text(json.dumps(document))
-    data = load_data(config, tiny_data["ingest"], flat, None, None, 32)
+    data = load_data(config, tiny_data["ingest"], flat, None, None, mask_size=32)
     # A finding whose prior carries no information is trained on its text-mined labels as they are.
     assert data.priors_summary["findings"]["Edema"]["flags"] == ["uninformative_prior"]
     edema = list(data.findings).index("Edema")
@@ -130,7 +130,7 @@ def test_bad_inputs_are_named(tiny_data: dict[str, Path], tmp_path: Path):
             tiny_data["priors"],
             None,
             None,
-            32,
+            mask_size=32,
         )
 
 
@@ -141,7 +141,9 @@ class Crash(RuntimeError):
 @pytest.mark.slow  # three short trainings
 def test_resume_after_a_crash_gives_the_uninterrupted_weights(tiny_data: dict[str, Path], tmp_path: Path):
     config = tiny_classifier_config(max_epochs=3, patience=5, comorbidity_weight=1.0, anatomy_weight=0.5)
-    data = load_data(config, tiny_data["ingest"], tiny_data["priors"], tiny_data["answer_key"], None, 32)
+    data = load_data(
+        config, tiny_data["ingest"], tiny_data["priors"], tiny_data["answer_key"], None, mask_size=32
+    )
     accelerator = select_accelerator("cpu")
 
     def run(checkpoints: Path, crash_after: int | None = None):
@@ -150,7 +152,13 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(tiny_data: dict[st
                 raise Crash
 
         return train_classifier(
-            config, data, tiny_data["ingest"], accelerator, checkpoints, False, on_epoch_end
+            config,
+            data,
+            tiny_data["ingest"],
+            accelerator,
+            checkpoint_dir=checkpoints,
+            progress=False,
+            on_epoch_end=on_epoch_end,
         )
 
     uninterrupted = run(tmp_path / "a")

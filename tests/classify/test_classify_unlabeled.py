@@ -33,12 +33,12 @@ def test_unlabeled_rows_are_in_no_split(tiny_data: dict[str, Path], tmp_path: Pa
     unlabeled = np.arange(0, len(manifest), 3)
     unlabel(tiny_data["ingest"], tmp_path / "ingest", unlabeled)
     config, priors = tiny_classifier_config(), tiny_data["priors"]
-    data = load_data(config, tmp_path / "ingest", priors, None, None, 32)
+    data = load_data(config, tmp_path / "ingest", priors, None, None, mask_size=32)
     used = np.concatenate([data.train, data.validation, data.test])
     assert not set(used) & set(unlabeled)
     assert sorted(used) == sorted(set(range(len(manifest))) - set(unlabeled))
     assert np.isnan(data.mined[unlabeled]).all() and not np.isnan(data.mined[used]).any()
-    every = load_data(config, tiny_data["ingest"], priors, None, None, 32)
+    every = load_data(config, tiny_data["ingest"], priors, None, None, mask_size=32)
     assert np.array_equal(data.mined[used], every.mined[used])
 
 
@@ -46,4 +46,6 @@ def test_no_labeled_training_image_is_refused(tiny_data: dict[str, Path], tmp_pa
     manifest = pd.read_parquet(tiny_data["ingest"] / "manifest.parquet")
     unlabel(tiny_data["ingest"], tmp_path / "ingest", np.flatnonzero(manifest["split"] == "train"))
     with pytest.raises(ClassifierInputError, match="the train split has no labeled image"):
-        load_data(tiny_classifier_config(), tmp_path / "ingest", tiny_data["priors"], None, None, 32)
+        load_data(
+            tiny_classifier_config(), tmp_path / "ingest", tiny_data["priors"], None, None, mask_size=32
+        )

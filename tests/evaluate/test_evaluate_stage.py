@@ -39,7 +39,9 @@ def _anonymized(trained: Trained, out: Path, **settings: object) -> Path:
         load_stage_config(AnonymizeConfig, "anonymize", PARAMS, "default"), **settings
     )
     if not (out / "manifest.parquet").is_file():
-        anonymize_dataset(config, build_method(config, None, CPU), trained.ingest, out, CPU, progress=False)
+        anonymize_dataset(
+            config, build_method(config, None, CPU), trained.ingest, out, device=CPU, progress=False
+        )
     return out
 
 
@@ -75,7 +77,7 @@ def evaluated(trained: Trained, variants: tuple[Path, Path], tmp_path_factory: p
     config = dataclasses.replace(
         load_stage_config(EvaluateConfig, "evaluate", PARAMS, "default"), retrain_classifier=False, examples=2
     )
-    return evaluate(config, _inputs(trained, variants), work, "cpu", progress=False), work, config
+    return evaluate(config, _inputs(trained, variants), work, device="cpu", progress=False), work, config
 
 
 def test_every_attacker_is_measured_on_the_same_aligned_pairs(evaluated, trained: Trained):
@@ -126,7 +128,7 @@ def test_a_rerun_reuses_each_seed_s_record(
         raise AssertionError("retrained although every seed's record is cached")
 
     monkeypatch.setattr("cxrpriv.evaluate.attackers._train_one", no_training)
-    again = evaluate(config, _inputs(trained, variants), work, "cpu", progress=False)
+    again = evaluate(config, _inputs(trained, variants), work, device="cpu", progress=False)
     assert again.results == result.results
 
 
@@ -151,7 +153,7 @@ def test_summary_of_hand_made_runs():
 def test_a_dataset_that_is_not_anonymized_is_refused(trained: Trained, tmp_path: Path):
     config = load_stage_config(EvaluateConfig, "evaluate", PARAMS, "default")
     with pytest.raises(EvaluateInputError, match="not an anonymized dataset"):
-        evaluate(config, _inputs(trained, (trained.ingest,)), tmp_path, "cpu", progress=False)
+        evaluate(config, _inputs(trained, (trained.ingest,)), tmp_path, device="cpu", progress=False)
 
 
 def _tiny_params(tmp_path: Path) -> Path:

@@ -43,7 +43,7 @@ def run_anonymize(
         "anonymize", params, context.profile, input_hash=hash_inputs(inputs), tags=context.tags
     ) as run:
         result = anonymize_dataset(
-            config, method, ingest_dir, context.out, accelerator.device, context.progress
+            config, method, ingest_dir, context.out, device=accelerator.device, progress=context.progress
         )
         metrics = write_metrics(context.metrics, result.metrics)
         plot = _example_plot(result.examples, method.description, context.plots)

@@ -63,6 +63,7 @@ def _anonymize_shard(
     config: AnonymizeConfig,
     block: np.ndarray,
     image_ids: list[str],
+    *,
     device: torch.device,
     tally: _Tally,
     bar: tqdm,
@@ -89,6 +90,7 @@ def anonymize_dataset(
     method: FilmAnonymizer,
     ingest_dir: Path,
     out: Path,
+    *,
     device: torch.device,
     progress: bool = True,
 ) -> AnonymizeResult:
@@ -105,7 +107,12 @@ def anonymize_dataset(
             block = reader.shard(number)
             lines = shard_header_lines(source.root, number)
             ids = _shard_image_ids(source, number, lines)
-            write_shard(out, number, _anonymize_shard(method, config, block, ids, device, tally, bar), lines)
+            write_shard(
+                out,
+                number,
+                _anonymize_shard(method, config, block, ids, device=device, tally=tally, bar=bar),
+                lines,
+            )
     seconds = time.perf_counter() - started
     manifest = source.manifest.copy()
     for column, index in (("pixel_mean", 0), ("pixel_std", 1)):

@@ -41,7 +41,7 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         "--answer-key",
         type=optional_input_path,
         default=DEFAULT_ANSWER_KEY,
-        help="Synthetic answer key (true labels, masks); ignored if missing; \"\" is --no-answer-key "
+        help='Synthetic answer key (true labels, masks); ignored if missing; "" is --no-answer-key '
         "(default: %(default)s).",
     )
     parser.add_argument("--no-answer-key", action="store_true", help="Do not use an answer key (real data).")

@@ -60,6 +60,7 @@ def load_data(
     priors_path: Path | None,
     answer_key_dir: Path | None,
     clean_labels_table: Path | None,
+    *,
     mask_size: int,
 ) -> ClassifierData:
     """Read and check every input; ``mask_size`` is the size the training images are banked at."""

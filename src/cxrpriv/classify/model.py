@@ -50,6 +50,7 @@ class Classifier(nn.Module):
     def __init__(
         self,
         backbone: str = "small_cnn",
+        *,
         width: int = 24,
         depth: int = 4,
         n_findings: int = 14,
@@ -78,6 +79,7 @@ class Classifier(nn.Module):
 
 def build_classifier(
     backbone: str = "small_cnn",
+    *,
     width: int = 24,
     depth: int = 4,
     n_findings: int = 14,
@@ -86,7 +88,15 @@ def build_classifier(
     stem: int = 1,
 ) -> Classifier:
     """The builder the MLflow model spec names (``cxrpriv.classify.model:build_classifier``)."""
-    return Classifier(backbone, width, depth, n_findings, anatomy_head, dropout, stem)
+    return Classifier(
+        backbone,
+        width=width,
+        depth=depth,
+        n_findings=n_findings,
+        anatomy_head=anatomy_head,
+        dropout=dropout,
+        stem=stem,
+    )
 
 
 def model_spec(config: ClassifierConfig) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def run_train_classifier(
     config.validate()
     accelerator = select_accelerator(context.device, config.mixed_precision)
     bank_size = config.image_size or _ingest_size(ingest_dir)
-    data = load_data(config, ingest_dir, priors_path, answer_key_dir, clean_labels_table, bank_size)
+    data = load_data(config, ingest_dir, priors_path, answer_key_dir, clean_labels_table, mask_size=bank_size)
     checkpoint_dir = context.checkpoint_dir or default_checkpoint_dir(out_dir)
     if context.restart and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)
@@ -67,7 +67,9 @@ def run_train_classifier(
         "train_classifier", params, context.profile, input_hash=hash_inputs(inputs), tags=context.tags
     ) as run:
         run.set_tags({**accelerator.describe(), "cxrpriv.clean_labels": data.clean_source})
-        result = train_classifier(config, data, ingest_dir, accelerator, checkpoint_dir, context.progress)
+        result = train_classifier(
+            config, data, ingest_dir, accelerator, checkpoint_dir=checkpoint_dir, progress=context.progress
+        )
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / MODEL_FILE
         save_state_dict(result.model, model_path)

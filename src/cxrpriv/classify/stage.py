@@ -171,6 +171,7 @@ def train_classifier(
     data: ClassifierData,
     ingest_dir: Path,
     accelerator: Accelerator,
+    *,
     checkpoint_dir: Path | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,

@@ -67,6 +67,7 @@ def frozen_attack(
     anonymized: Dataset,
     originals: OriginalFilms,
     settings: AttackSettings,
+    *,
     accelerator: Accelerator,
 ) -> dict[str, Any]:
     queries, gallery = aligned_test_sets(anonymized, originals, int(spec["image_size"]))
@@ -105,6 +106,7 @@ def _train_one(
     anonymized: Dataset,
     originals: OriginalFilms,
     settings: AttackSettings,
+    *,
     accelerator: Accelerator,
     work: Path,
     progress: bool,
@@ -139,6 +141,7 @@ def retrained_attack(
     anonymized: Dataset,
     originals: OriginalFilms,
     settings: AttackSettings,
+    *,
     accelerator: Accelerator,
     work_dir: Path,
     progress: bool = True,
@@ -153,7 +156,9 @@ def retrained_attack(
         if cached.is_file():
             record = json.loads(cached.read_text())
         else:
-            record = _train_one(config, anonymized, originals, settings, accelerator, work, progress)
+            record = _train_one(
+                config, anonymized, originals, settings, accelerator=accelerator, work=work, progress=progress
+            )
             work.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(record, indent=1) + "\n")
         if log_run is not None:

@@ -53,7 +53,7 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         "--answer-key",
         type=optional_input_path,
         default=None,
-        help="The synthetic cohort's answer key: clean test labels for the utility (default, or \"\": the "
+        help='The synthetic cohort\'s answer key: clean test labels for the utility (default, or "": the '
         "text-mined labels).",
     )
     add_output_options(parser, "evaluate", Path("data/evaluate"), "Output directory (decision, report)")

@@ -83,7 +83,14 @@ def run_evaluate(config: EvaluateConfig, inputs: Any, context: StageContext) -> 
                 record["map_at_r"],
             )
 
-        result = evaluate(config, inputs, work_dir, context.device, context.progress, log_attacker)
+        result = evaluate(
+            config,
+            inputs,
+            work_dir,
+            device=context.device,
+            progress=context.progress,
+            on_attacker_run=log_attacker,
+        )
         results = result.results
         validate_results(results)
         gate = GateConfig.from_settings(config)

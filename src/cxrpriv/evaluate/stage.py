@@ -143,7 +143,12 @@ class _Judges:
 
     def frozen_attack(self, dataset: Dataset) -> dict[str, Any]:
         return frozen_attack(
-            self.verifier, self.verifier_spec, dataset, self.originals, self.inputs.settings, self.accelerator
+            self.verifier,
+            self.verifier_spec,
+            dataset,
+            self.originals,
+            self.inputs.settings,
+            accelerator=self.accelerator,
         )
 
     def utility(self, dataset: Dataset) -> dict[str, Any]:
@@ -153,8 +158,8 @@ class _Judges:
             self.classifier_spec,
             dataset,
             inputs.answer_key,
-            inputs.classifier_config,
-            self.accelerator,
+            config=inputs.classifier_config,
+            accelerator=self.accelerator,
         )
 
     def reference(self) -> dict[str, Any]:
@@ -191,10 +196,10 @@ class _Judges:
                 dataset,
                 self.originals,
                 self.inputs.settings,
-                self.accelerator,
-                work,
-                self.progress,
-                log_run,
+                accelerator=self.accelerator,
+                work_dir=work,
+                progress=self.progress,
+                log_run=log_run,
             )
             for family in self.inputs.attackers
         }
@@ -206,9 +211,9 @@ class _Judges:
                 dataset,
                 inputs.priors,
                 inputs.answer_key,
-                self.accelerator,
-                work,
-                self.progress,
+                accelerator=self.accelerator,
+                work_dir=work,
+                progress=self.progress,
             )
         privacy = {"frozen_verifier": self.frozen_attack(dataset), "retrained": retrained}
         return {
@@ -244,6 +249,7 @@ def evaluate(
     config: EvaluateConfig,
     inputs: EvaluateInputs,
     work_dir: Path,
+    *,
     device: str = "auto",
     progress: bool = True,
     on_attacker_run: Callable[[str, str, dict[str, Any]], None] | None = None,

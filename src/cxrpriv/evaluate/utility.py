@@ -87,6 +87,7 @@ def frozen_utility(
     spec: dict[str, Any],
     dataset: Dataset,
     answer_key: Path | None,
+    *,
     config: ClassifierConfig,
     accelerator: Accelerator,
 ) -> dict[str, Any]:
@@ -113,6 +114,7 @@ def retrained_utility(
     dataset: Dataset,
     priors: Path | None,
     answer_key: Path | None,
+    *,
     accelerator: Accelerator,
     work_dir: Path,
     progress: bool,
@@ -122,7 +124,12 @@ def retrained_utility(
 
     data = load_data(config, dataset.root, priors, answer_key, None, mask_size=config.image_size)
     result = train_classifier(
-        config, data, dataset.root, accelerator, Path(work_dir) / "classifier", progress
+        config,
+        data,
+        dataset.root,
+        accelerator,
+        checkpoint_dir=Path(work_dir) / "classifier",
+        progress=progress,
     )
     clean = result.evaluation["clean"]
     report, source = (clean, CLEAN) if clean is not None else (result.evaluation["noisy"], MINED)
