@@ -217,6 +217,9 @@ class Assembly:
         # Keyed hashes of every de-identified file, whatever its outcome: a rejected file's patient may have
         # other, ingested films, and more hashes only make the release audit stricter.
         self.output = RunOutput(pd.DataFrame(), pd.DataFrame(), [], set(), 0.0)
+        # The image ID of the last result taken if its worker ingested it, before the join could reject it:
+        # what a partitioned run's merge needs to find duplicates across partitions.
+        self.last_candidate: str | None = None
 
     def shown_path(self, path: str) -> str:
         """How the report names a file: its path, or its keyed tag."""
@@ -234,6 +237,7 @@ class Assembly:
             out.skipped["same_checksum"] += 1
             out.refingerprinted[path] = res.fingerprint
             return None
+        self.last_candidate = res.image_id if res.outcome == INGESTED else None
         if res.outcome == INGESTED:
             label = self.labels.lookup(res.path) if self.labels is not None else None
             replacing = self.previous.path_to_image.get(path)
@@ -264,7 +268,7 @@ class Assembly:
 
     def discard(self, out_dir: Path) -> None:
         """Remove the shards this run wrote (it failed)."""
-        _remove_shards(out_dir, self.writer.written)
+        remove_shards(out_dir, self.writer.written)
 
 
 def manifest_row(
@@ -403,7 +407,7 @@ def conclude(
     manifest.to_parquet(manifest_path(out_dir), index=False)
     files.to_parquet(files_report_path(out_dir), index=False)
     merge_hashes(phi_hashes_path(out_dir), output.phi_hashes)
-    _write_maps(output, config, *maps)
+    write_maps(output, config, *maps)
     _write_json(out_dir / STATE_FILE, _state(previous.run, key, config))
     _warn_unlabeled(output.new_rows, has_labels)
     wall = time.perf_counter() - start
@@ -430,7 +434,7 @@ def _validate(
         _write_json(validation_report_path(out_dir), exc.report)
         if on_validation_report:
             on_validation_report(exc.report)
-        _remove_shards(out_dir, output.new_shards)
+        remove_shards(out_dir, output.new_shards)
         # Every file stays accounted for (an empty batch too); this run's images were not stored, so their
         # files are tried again by the next run.
         _not_stored(files, output.this_run).to_parquet(files_report_path(out_dir), index=False)
@@ -441,7 +445,7 @@ def _validate(
     return validation
 
 
-def _write_maps(
+def write_maps(
     output: RunOutput, config: PreprocessConfig, pseudonym_map: Path | None, path_map: Path | None
 ) -> None:
     if pseudonym_map is not None and output.new_patients:
@@ -607,7 +611,11 @@ def _merge_manifest(
         )
         new["split"] = new["patient_id"].map(splits)
     frames = [f for f in (kept, new) if len(f)]
-    manifest = pd.concat(frames, ignore_index=True) if frames else new
+    return typed_manifest(pd.concat(frames, ignore_index=True) if frames else new)
+
+
+def typed_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest's columns, in order, with their stored dtypes."""
     manifest = manifest[list(MANIFEST_COLUMNS)]
     for column in ("shard", "offset", "run"):
         manifest[column] = manifest[column].astype("int64")
@@ -623,7 +631,7 @@ def _merge_manifest(
     return manifest
 
 
-def _remove_shards(out_dir: Path, names: list[str]) -> None:
+def remove_shards(out_dir: Path, names: list[str]) -> None:
     for name in names:
         for path in (out_dir / IMAGES_DIR / f"{name}.npy", out_dir / "headers" / f"{name}.jsonl"):
             path.unlink(missing_ok=True)
