@@ -7,10 +7,11 @@
         --cron "0 0 2 * * 0" --name weekly-retrain
 
 Without ``--package`` the pipeline is compiled from ``params.yaml`` under ``--profile`` (with the image of
-``CXRPRIV_IMAGE``); without ``--source-uri`` a submit runs the demo pipeline on the synthetic cohort. A run
-keeps the compiled caching flags (``enable_caching`` is never sent): the steps that read the archive (ingest,
-priors) are never cached, so each scheduled run re-reads it, and what comes after reruns when their result
-changes. A schedule on the demo pipeline is refused: every step would be cached and every run a no-op.
+``CXRPRIV_IMAGE``; ``--checkpoint-pvc`` and ``--ingest-partitions N`` as for ``pipelines.cxr_privacy``);
+without ``--source-uri`` a submit runs the demo pipeline on the synthetic cohort. A run keeps the compiled
+caching flags (``enable_caching`` is never sent): the steps that read the archive (ingest, priors) are never
+cached, so each scheduled run re-reads it, and what comes after reruns when their result changes. A schedule
+on the demo pipeline is refused: every step would be cached and every run a no-op.
 """
 
 from __future__ import annotations
@@ -85,8 +86,17 @@ def _package(args: argparse.Namespace, folder: Path) -> Path:
     from pipelines.cxr_privacy import compile_pipeline
 
     demo = not args.source_uri
+    if demo and args.ingest_partitions > 1:
+        raise SubmitError("--ingest-partitions needs --source-uri: the demo cohort is ingested in one task")
     out = folder / f"cxr_privacy{'_demo' if demo else ''}.yaml"
-    return compile_pipeline(out, args.params, args.profile, demo=demo, checkpoint_pvc=args.checkpoint_pvc)
+    return compile_pipeline(
+        out,
+        args.params,
+        args.profile,
+        demo=demo,
+        checkpoint_pvc=args.checkpoint_pvc,
+        ingest_partitions=args.ingest_partitions,
+    )
 
 
 def _is_demo(parameters: dict[str, Any]) -> bool:
@@ -160,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--params", type=Path, default=DEFAULT_PARAMS_FILE)
         sub.add_argument("--profile", default=None, help="Profile whose values become the defaults.")
         sub.add_argument("--checkpoint-pvc", default=None, metavar="NAME", help="PVC for checkpoints.")
+        sub.add_argument(
+            "--ingest-partitions",
+            type=int,
+            default=1,
+            metavar="N",
+            help="Ingest the archive in N parallel tasks and a merge (compiled in; default 1: one task).",
+        )
         sub.add_argument("--source-uri", help="Your DICOM archive: a folder the pods can read, or s3://...")
         sub.add_argument("--labels-uri", help="Its labels table (Data_Entry_2017 format), path or s3://.")
         sub.add_argument("--reread-uri", help="Radiologist re-reads for the label priors (optional).")

@@ -10,9 +10,12 @@ Two pipelines share one graph after the input:
 - ``cxr-privacy-demo``: the synthetic cohort as the input (what a run without a source uses), whose answer
   key also gives the classifier and the evaluation clean labels. Everything is cached: a rerun is a no-op.
 
-Compile: ``python -m pipelines.cxr_privacy --profile default [--demo] [--checkpoint-pvc NAME]``; submit and
-schedule: ``python -m pipelines submit|schedule`` (``pipelines/client.py``). The same pipeline functions run
-under ``kfp.local`` in tests and on a Kubeflow cluster in production.
+Compile: ``python -m pipelines.cxr_privacy --profile default [--demo] [--checkpoint-pvc NAME]
+[--ingest-partitions N]``; submit and schedule: ``python -m pipelines submit|schedule``
+(``pipelines/client.py``). The same pipeline functions run under ``kfp.local`` in tests and on a Kubeflow
+cluster in production. ``--ingest-partitions N`` ingests a large archive in N parallel tasks (a
+``dsl.ParallelFor`` over partitions of the listing) and a merge task that assigns the splits over the whole
+set; its dataset is the single task's, byte for byte.
 
 Why two pipelines rather than one with ``dsl.If``/``dsl.Else``: the branches would have to hand their
 artifacts (the cohort, the ingested dataset) to the shared steps through ``dsl.OneOf``, which ``kfp.local``
@@ -34,6 +37,7 @@ from kfp import compiler, dsl, kubernetes
 from components.anonymize.component import anonymize
 from components.evaluate.component import evaluate
 from components.preprocess.component import preprocess
+from components.preprocess.partitioned import preprocess_merge, preprocess_partition
 from components.priors.component import priors
 from components.release.component import release
 from components.synthesize.component import synthesize
@@ -137,16 +141,52 @@ def _secret_env(task: dsl.PipelineTask, secret: str, keys: dict[str, str]) -> No
     kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=keys, optional=True)
 
 
+def partitioned_ingest(
+    p: dict[str, Any], partitions: int, run: dict[str, Any]
+) -> tuple[dsl.PipelineTask, dsl.PipelineTask]:
+    """The ingest as ``partitions`` parallel tasks over partitions of the source listing and a merge of
+    their partials into the dataset (``cxrpriv.ingest.partition``); returns (merge, the partition task in
+    the loop). Each partition task holds the key like a single ingest task; the caller gives it the S3
+    secret and turns its caching off."""
+    with dsl.ParallelFor(items=[f"{i}/{partitions}" for i in range(partitions)]) as partition:
+        part = preprocess_partition(
+            config_json=p["preprocess_config"],
+            partition=partition,
+            source_uri=p["source_uri"],
+            labels_uri=p["labels_uri"],
+            s3_endpoint_url=p["s3_endpoint_url"],
+            throwaway_key=p["throwaway_key"],
+            **run,
+        )
+        cpu_task(part, cpus="2", memory="8G")
+        _secret_env(part, DEID_KEY_SECRET, {DEID_KEY_SECRET_KEY: "CXRPRIV_DEID_KEY"})
+    merge = preprocess_merge(
+        config_json=p["preprocess_config"],
+        partials=dsl.Collected(part.outputs["partial"]),
+        key_version=p["key_version"],
+        **run,
+    )
+    return merge, part
+
+
 def build_pipeline(
     params_file: Path = DEFAULT_PARAMS_FILE,
     profile: str | None = None,
     *,
     demo: bool = False,
     checkpoint_pvc: str | None = None,
+    ingest_partitions: int = 1,
 ) -> Any:
     """The own-archive pipeline (``demo=False``) or the demo pipeline on the synthetic cohort; with
     ``checkpoint_pvc`` (the default of the ``checkpoint_pvc`` parameter) the training tasks mount that PVC
-    for their checkpoints (KFP cannot make a mount depend on a parameter's value, so it is compiled in)."""
+    for their checkpoints (KFP cannot make a mount depend on a parameter's value, so it is compiled in).
+    ``ingest_partitions`` > 1 (own archive only) ingests the archive in that many parallel tasks and a
+    merge, whose dataset equals the single task's; compiled in too, as the graph's shape (a ``dsl.If``
+    between the two would need ``dsl.OneOf``, which ``kfp.local`` cannot run)."""
+    if ingest_partitions < 1:
+        raise ValueError(f"ingest_partitions {ingest_partitions}: need 1 (one ingest task) or more")
+    if demo and ingest_partitions > 1:
+        raise ValueError("ingest_partitions: the demo pipeline ingests the synthetic cohort in one task")
     defaults = stage_defaults(params_file, profile)
     parameters = pipeline_parameters(defaults, demo=demo, checkpoint_pvc=checkpoint_pvc)
 
@@ -170,19 +210,23 @@ def build_pipeline(
                 **s3,
                 **run,
             )
-            ingest = preprocess(
-                config_json=p["preprocess_config"],
-                source_uri=p["source_uri"],
-                labels_uri=p["labels_uri"],
-                **s3,
-                **key,
-                **run,
-            )
+            if ingest_partitions > 1:
+                ingest, source_reader = partitioned_ingest(p, ingest_partitions, run)
+            else:
+                ingest = source_reader = preprocess(
+                    config_json=p["preprocess_config"],
+                    source_uri=p["source_uri"],
+                    labels_uri=p["labels_uri"],
+                    **s3,
+                    **key,
+                    **run,
+                )
             answer_key = {}  # a real archive has none: metrics against the text-mined labels
-            for task in (label_priors, ingest):
+            for task in (label_priors, source_reader):
                 # their input lives outside the pipeline: a cached result would miss new files
                 task.set_caching_options(False)
                 _secret_env(task, S3_SECRET, {k: k for k in S3_SECRET_KEYS})
+            ingest.set_caching_options(False)  # a merge of uncached partitions: nothing to reuse
         cpu_task(label_priors, cpus="2", memory="4G")
         cpu_task(ingest, cpus="2", memory="8G")
         _secret_env(ingest, DEID_KEY_SECRET, {DEID_KEY_SECRET_KEY: "CXRPRIV_DEID_KEY"})
@@ -270,8 +314,11 @@ def compile_pipeline(
     *,
     demo: bool = False,
     checkpoint_pvc: str | None = None,
+    ingest_partitions: int = 1,
 ) -> Path:
-    pipeline = build_pipeline(params_file, profile, demo=demo, checkpoint_pvc=checkpoint_pvc)
+    pipeline = build_pipeline(
+        params_file, profile, demo=demo, checkpoint_pvc=checkpoint_pvc, ingest_partitions=ingest_partitions
+    )
     compiler.Compiler().compile(pipeline, str(out))
     return out
 
@@ -289,6 +336,14 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline's checkpoint_pvc parameter); without it checkpoints live and die with the pod.",
     )
     parser.add_argument(
+        "--ingest-partitions",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Ingest the archive in N parallel tasks over partitions of its listing, then a merge (same "
+        "dataset as one task); default 1: one ingest task. Not with --demo.",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -297,7 +352,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profile = args.profile or read_params(args.params).get("profile", "default")
     out = args.out or Path("pipelines") / f"cxr_privacy{'_demo' if args.demo else ''}.{profile}.yaml"
-    compile_pipeline(out, args.params, args.profile, demo=args.demo, checkpoint_pvc=args.checkpoint_pvc)
+    compile_pipeline(
+        out,
+        args.params,
+        args.profile,
+        demo=args.demo,
+        checkpoint_pvc=args.checkpoint_pvc,
+        ingest_partitions=args.ingest_partitions,
+    )
     print(out)
     return 0
 

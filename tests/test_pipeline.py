@@ -11,6 +11,7 @@ import pytest
 import yaml
 from kfp import compiler, dsl, local
 
+from components.preprocess.component import preprocess
 from cxrpriv.config import read_params, stage_values
 from pipelines.cxr_privacy import (
     CHECKPOINT_MOUNT,
@@ -18,6 +19,8 @@ from pipelines.cxr_privacy import (
     S3_SECRET,
     TRAINING_TASKS,
     build_pipeline,
+    main,
+    partitioned_ingest,
     stage_defaults,
 )
 from pipelines.resources import gpu_task
@@ -360,3 +363,138 @@ def test_own_archive_pipeline_runs_under_kfp_local_on_a_dicom_folder(
     assert not list(root.rglob("*.dcm")) or all("release" in p.parts for p in root.rglob("*.dcm"))
     leaks = {(name, v) for name, text in output_texts(root).items() for v in secrets if v in text}
     assert not leaks, sorted(leaks)[:5]
+
+
+# --- partitioned ingest (--ingest-partitions N): a ParallelFor over partitions of the listing, a merge -----
+
+
+def _secrets(platform: dict, executor: str) -> set[str]:
+    return {e["secretName"] for e in platform[executor]["secretAsEnv"]}
+
+
+def test_partitioned_ingest_compiles_to_a_parallel_for_and_a_merge_feeding_the_graph(tmp_path: Path):
+    spec, platform = _compiled(tmp_path, ingest_partitions=3)
+    tasks = spec["root"]["dag"]["tasks"]
+    assert "preprocess" not in tasks
+    (loop_name,) = [name for name in tasks if name.startswith("for-loop")]
+    loop = tasks[loop_name]
+    assert json.loads(loop["parameterIterator"]["items"]["raw"]) == ["0/3", "1/3", "2/3"]
+    body = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    partition = body["preprocess-partition"]["inputs"]["parameters"]
+    item = loop["parameterIterator"]["itemInput"]
+    assert partition["partition"] == {"componentInputParameter": item}
+    # each partition reads the archive in place (no artifact in), with the pipeline's source parameters
+    assert "artifacts" not in body["preprocess-partition"]["inputs"]
+    for name in ("source_uri", "labels_uri", "s3_endpoint_url", "throwaway_key", "preprocess_config"):
+        channel = f"pipelinechannel--{name}"
+        assert loop["inputs"]["parameters"][channel] == {"componentInputParameter": name}, name
+    # the merge collects every partition's partial and its dataset is what every later step reads
+    merge = tasks["preprocess-merge"]
+    (partials,) = merge["inputs"]["artifacts"].values()
+    assert partials["taskOutputArtifact"]["producerTask"] == loop_name
+    assert spec["components"]["comp-preprocess-merge"]["inputDefinitions"]["artifacts"]["partials"][
+        "isArtifactList"
+    ]
+    assert merge["inputs"]["parameters"]["key_version"] == {"componentInputParameter": "key_version"}
+    for name in ("train-reid", "train-classifier", "train-anonymizer", "anonymize", "evaluate"):
+        dataset = tasks[name]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]
+        assert dataset == {"outputArtifactKey": "dataset", "producerTask": "preprocess-merge"}, name
+    # neither the partitions (input outside the pipeline) nor their merge is cached; the rest is, as before
+    assert body["preprocess-partition"]["cachingOptions"].get("enableCache", False) is False
+    caching = {n: t["cachingOptions"].get("enableCache", False) for n, t in tasks.items() if n != loop_name}
+    assert not caching["preprocess-merge"] and not caching["priors"]
+    assert all(on for name, on in caching.items() if name not in ("preprocess-merge", "priors")), caching
+    # each partition task gets the key and the S3 credentials, as the single ingest task does; the merge,
+    # which reads only the partials, gets the key alone
+    assert _secrets(platform, "exec-preprocess-partition") == {DEID_KEY_SECRET, S3_SECRET}
+    assert _secrets(platform, "exec-preprocess-merge") == {DEID_KEY_SECRET}
+    executors = spec["deploymentSpec"]["executors"]
+    for name in ("exec-preprocess-partition", "exec-preprocess-merge"):
+        assert executors[name]["container"]["resources"]["resourceCpuRequest"] == "2", name
+
+
+def test_one_ingest_partition_is_the_single_task_graph_and_the_demo_refuses_partitions(tmp_path: Path):
+    default, partitions_1 = tmp_path / "default.yaml", tmp_path / "one.yaml"
+    compiler.Compiler().compile(build_pipeline(PARAMS, "default"), str(default))
+    compiler.Compiler().compile(build_pipeline(PARAMS, "default", ingest_partitions=1), str(partitions_1))
+    assert partitions_1.read_text() == default.read_text()
+    with pytest.raises(ValueError, match="demo"):
+        build_pipeline(PARAMS, "default", demo=True, ingest_partitions=2)
+    with pytest.raises(ValueError, match="ingest_partitions 0"):
+        build_pipeline(PARAMS, "default", ingest_partitions=0)
+    out = tmp_path / "three.yaml"
+    assert main(["--params", str(PARAMS), "--ingest-partitions", "3", "--out", str(out)]) == 0
+    assert "preprocess-merge" in yaml.safe_load_all(out.read_text()).__next__()["root"]["dag"]["tasks"]
+
+
+def _dataset_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_partition_task_refuses_a_throwaway_key(monkeypatch: pytest.MonkeyPatch):
+    from components.preprocess.partitioned import preprocess_partition
+
+    monkeypatch.delenv("CXRPRIV_DEID_KEY", raising=False)
+    config = json.dumps(stage_values(read_params(PARAMS), "preprocess", "default"))
+    # refused before it lists or writes anything: the merge would find each partition made with another key
+    with pytest.raises(ValueError, match="same key in every task"):
+        preprocess_partition.python_func(
+            config_json=config,
+            profile="default",
+            pipeline_run="test",
+            throwaway_key=True,
+            partition="0/2",
+            source_uri="/nonexistent",
+            partial=None,
+            metrics=None,
+        )
+
+
+@pytest.mark.slow  # five tasks in subprocesses: ~35 s on 2 shared cores
+def test_partitioned_ingest_under_kfp_local_writes_the_single_task_dataset(
+    tmp_path: Path, isolated_mlflow: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("CXRPRIV_DEID_KEY", "ef" * 32)
+    archive, labels = _dicom_archive(tmp_path / "hospital", n_patients=6, films=2)
+    root = tmp_path / "root"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    params = read_params(PARAMS)
+    config = json.dumps({**stage_values(params, "preprocess", "default"), "image_size": 64, "workers": 1})
+
+    @dsl.pipeline(name="ingest-both-ways")
+    def ingest_both_ways(source_uri: str, labels_uri: str) -> None:
+        # the pipeline's own wiring for 3 partitions, beside the single ingest task of today's graph
+        p = {
+            "preprocess_config": config,
+            "source_uri": source_uri,
+            "labels_uri": labels_uri,
+            "s3_endpoint_url": "",
+            "throwaway_key": False,
+            "key_version": "test-2",
+        }
+        run = {"profile": "default", "pipeline_run": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
+        partitioned_ingest(p, 3, run)
+        preprocess(
+            config_json=config, source_uri=source_uri, labels_uri=labels_uri, throwaway_key=False, **run
+        )
+
+    ingest_both_ways(source_uri=str(archive), labels_uri=str(labels))
+    (single,) = [p.parent for p in root.rglob("manifest.parquet") if p.parent.parent.name == "preprocess"]
+    (merged,) = [p.parent for p in root.rglob("manifest.parquet") if p.parent.parent.name.endswith("-merge")]
+    partials = [p.parent for p in root.rglob("partition.json")]
+    assert len(partials) == 3
+    import pandas as pd
+
+    assert all(len(pd.read_parquet(p / "manifest.parquet")) > 0 for p in partials), "a partition was empty"
+    expected = _dataset_files(single)
+    assert {"manifest.parquet", "report/files.parquet", "state.json"} <= set(expected)
+    assert any(name.endswith(".npy") for name in expected)
+    # manifest, image shards and their headers, report, PHI hashes, validation, state: byte for byte
+    assert _dataset_files(merged) == expected
+    assert len(pd.read_parquet(single / "manifest.parquet")) == 13  # every film of the archive ingested
+    # the merge records the stage in MLflow like the single task (one run each here), with the key version
+    client = mlflow.MlflowClient(tracking_uri=isolated_mlflow)
+    runs = client.search_runs([client.get_experiment_by_name("cxr-privacy").experiment_id])
+    assert sorted(r.data.tags["cxrpriv.stage"] for r in runs) == ["preprocess", "preprocess"]
+    (merge_run,) = [r for r in runs if r.data.tags.get("cxrpriv.partitions") == "3"]
+    assert merge_run.data.tags["cxrpriv.deid_key_version"] == "test-2"

@@ -159,3 +159,13 @@ def test_cron_expressions():
     assert cron_expression("30 1 * * 1-5") == "0 30 1 * * 1-5"
     with pytest.raises(SubmitError, match="6 fields"):
         cron_expression("weekly")
+
+
+def test_submit_compiles_the_partitioned_ingest_when_asked(requests: Requests, capsys):
+    argv = ["submit", "--params", str(PARAMS), *ARCHIVE, "--ingest-partitions", "4"]
+    assert main(argv, client_factory=_client) == 0
+    tasks = _specs(requests.runs[0])[0]["root"]["dag"]["tasks"]
+    assert "preprocess-merge" in tasks and "preprocess" not in tasks
+    # the demo cohort is ingested in one task: asking for partitions there is an error, not ignored
+    assert main(["submit", "--params", str(PARAMS), "--ingest-partitions", "4"], client_factory=_client) == 2
+    assert "--source-uri" in capsys.readouterr().err and len(requests.runs) == 1

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from cxrpriv.ingest.config import PreprocessConfig
-from cxrpriv.ingest.keys import KEY_ENV, KeyUnavailableError, load_key
+from cxrpriv.ingest.keys import KEY_ENV, DeidKey, KeyUnavailableError, load_key
 from cxrpriv.stages.contract import (
     StageCommand,
     StageContext,
@@ -70,13 +70,29 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="Replace an existing output instead of adding to it."
     )
+    scale_out = parser.add_mutually_exclusive_group()
+    scale_out.add_argument(
+        "--partition",
+        metavar="I/N",
+        default=None,
+        help="Ingest only partition I (from 0) of N of the source listing into a partial at --out; "
+        "then --merge the N partials (docs/ingest.md, 'Partitioned ingest').",
+    )
+    scale_out.add_argument(
+        "--merge",
+        metavar="PARTIAL",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="Merge the partials of every partition into the dataset at --out (--source and --labels are "
+        "not read: the partitions did).",
+    )
     add_progress_option(parser)
 
 
 def _run(config: PreprocessConfig, args: argparse.Namespace, context: StageContext) -> int:
     from cxrpriv.dataset import validation_report_path
     from cxrpriv.ingest.labels import LabelsError
-    from cxrpriv.ingest.run import run_preprocess
     from cxrpriv.ingest.sources import SourceError
     from cxrpriv.ingest.stage import StageError
     from cxrpriv.ingest.validation import ValidationFailed
@@ -95,7 +111,37 @@ def _run(config: PreprocessConfig, args: argparse.Namespace, context: StageConte
         return str(exc)
 
     return exit_code(
-        lambda: run_preprocess(
+        lambda: _dispatch(config, args, key, context),
+        log,
+        (StageError, SourceError, LabelsError, ValueError, FileNotFoundError),
+        refusals=(ValidationFailed,),
+        describe=with_report,
+    )
+
+
+def _dispatch(
+    config: PreprocessConfig, args: argparse.Namespace, key: DeidKey, context: StageContext
+) -> None:
+    """A single run, one partition, or the merge of the partitions."""
+    from cxrpriv.ingest import run
+
+    if args.merge is not None:
+        run.run_preprocess_merge(config, args.merge, key, context)
+    elif args.partition is not None:
+        if args.pseudonym_map is not None:
+            raise ValueError("--pseudonym-map needs a single run (the partitions keep no original IDs)")
+        run.run_preprocess_partition(
+            config,
+            args.source,
+            args.labels,
+            key,
+            context,
+            args.partition,
+            endpoint_url=args.s3_endpoint_url,
+            path_map=args.path_map,
+        )
+    else:
+        run.run_preprocess(
             config,
             args.source,
             args.labels,
@@ -104,12 +150,7 @@ def _run(config: PreprocessConfig, args: argparse.Namespace, context: StageConte
             endpoint_url=args.s3_endpoint_url,
             pseudonym_map=args.pseudonym_map,
             path_map=args.path_map,
-        ),
-        log,
-        (StageError, SourceError, LabelsError, ValueError, FileNotFoundError),
-        refusals=(ValidationFailed,),
-        describe=with_report,
-    )
+        )
 
 
 PREPROCESS = StageCommand(

@@ -323,11 +323,7 @@ class Deidentifier:
         # Decide on the tag and VR of the raw element first: converting every element's value costs more
         # than the rest of the profile, and most elements (pixel module, acquisition) are kept untouched.
         for tag in list(ds._dict):
-            group = tag >> 16
-            if group & 1 or tag & 0xFFFF == 0 or (0x6000 <= group <= 0x60FF):
-                del ds[tag]
-                continue
-            if allowed is not None and tag not in allowed and tag not in self.retained:
+            if self._removed_outright(tag, allowed):
                 del ds[tag]
                 continue
             vr = _vr(ds, tag)
@@ -350,12 +346,14 @@ class Deidentifier:
             if allowed is not None and tag in ds and vr == "SQ" and not ds[tag].value:
                 del ds[tag]  # nothing allowlisted was left in its items
         if allowed is not None and allowlist.CODE_MEANING in ds:
-            scheme, code, meaning = (
-                "\\".join(_texts(ds, tag)) if tag in ds._dict else ""
-                for tag in (allowlist.CODING_SCHEME, allowlist.CODE_VALUE, allowlist.CODE_MEANING)
-            )
-            if not allowlist.is_registered_meaning(scheme, code, meaning):
-                del ds[allowlist.CODE_MEANING]
+            _drop_unregistered_meaning(ds)
+
+    def _removed_outright(self, tag: int, allowed: frozenset[int] | None) -> bool:
+        """Private tags, group lengths and overlays; under an allowlist, every tag it does not name."""
+        group = tag >> 16
+        if group & 1 or tag & 0xFFFF == 0 or (0x6000 <= group <= 0x60FF):
+            return True
+        return allowed is not None and tag not in allowed and tag not in self.retained
 
     def _default_action(self, vr: str, ds: Dataset, tag: int) -> str:
         if vr in ("DA", "DT"):
@@ -620,3 +618,13 @@ def _contains(values: list[str], needles: Sequence[str], numeric: bool) -> bool:
         needle in words or (len(needle) >= TRIPWIRE_SUBSTRING_CHARS and any(needle in t for t in texts))
         for needle in candidates
     )
+
+
+def _drop_unregistered_meaning(ds: Dataset) -> None:
+    """An allowlisted Code Meaning stays only as the registered meaning of its scheme and code value."""
+    scheme, code, meaning = (
+        "\\".join(_texts(ds, tag)) if tag in ds._dict else ""
+        for tag in (allowlist.CODING_SCHEME, allowlist.CODE_VALUE, allowlist.CODE_MEANING)
+    )
+    if not allowlist.is_registered_meaning(scheme, code, meaning):
+        del ds[allowlist.CODE_MEANING]

@@ -120,6 +120,11 @@ def _raw_values(data: bytes | None, vr: str, little_endian: bool) -> list[Any] |
     text = data.decode("ascii")
     if vr in NUMBER_TEXT:
         return _number_text(text, vr)
+    return _text_values(text, vr)
+
+
+def _text_values(text: str, vr: str) -> list[Any]:
+    """The values of a plain ASCII text element, split and stripped as pydicom does for its VR."""
     if vr in SPLIT_RSTRIP_ALL_VRS:
         items = text.rstrip(" \x00").split("\\")
     elif vr in SPLIT_RSTRIP_EACH_VRS:

@@ -173,6 +173,29 @@ def _read(data: bytes, kind: str, limits: Limits) -> Dataset:
 def _ingest_dicom(
     ctx: WorkerContext, result: FileResult, ds: Dataset, deid: Deidentifier, data: bytes
 ) -> None:
+    patient_id = _screen_header(ctx, ds)
+    try:
+        decoded = decode_dicom(ds, ctx.work_side, data)
+    except DecodeError:
+        raise
+    except Exception as exc:  # a truncated or inconsistent file surfaces here as one of many types
+        raise DecodeError(f"pixel data cannot be decoded ({type(exc).__name__})") from exc
+    sop_uid = str(ds.get("SOPInstanceUID", "") or "").strip()
+    result.image_id = deid.image_id(f"sop:{sop_uid}" if sop_uid else f"path:{result.path}")
+    result.fields = _header_fields(ds)
+    blanked = _ingest_pixels(ctx, result, decoded, flagged=burned_in_flag(ds))
+    for keyword in PIXEL_ELEMENTS:
+        if keyword in ds:
+            delattr(ds, keyword)
+    if blanked:
+        ds.BurnedInAnnotation = "NO"  # the stored pixels are the cleaned ones (Clean Pixel Data is recorded)
+    _deidentify_header(ctx, result, ds, deid, blanked)
+    if ctx.keep_original_ids:
+        result.original_patient_id = patient_id
+
+
+def _screen_header(ctx: WorkerContext, ds: Dataset) -> str:
+    """The original Patient ID of a header in scope, whose pixels may be decoded; else the rejection."""
     cfg = ctx.config
     try:
         reason = scope_reason(ds, cfg.modalities, cfg.views)
@@ -187,29 +210,26 @@ def _ingest_dicom(
     patient_id = str(ds.get("PatientID", "") or "").strip()
     if not patient_id:
         raise _Outcome(REJECTED, "no Patient ID: cannot assign a pseudonym (patient-wise splits need one)")
-    try:
-        decoded = decode_dicom(ds, ctx.work_side, data)
-    except DecodeError:
-        raise
-    except Exception as exc:  # a truncated or inconsistent file surfaces here as one of many types
-        raise DecodeError(f"pixel data cannot be decoded ({type(exc).__name__})") from exc
-    sop_uid = str(ds.get("SOPInstanceUID", "") or "").strip()
-    result.image_id = deid.image_id(f"sop:{sop_uid}" if sop_uid else f"path:{result.path}")
+    return patient_id
+
+
+def _header_fields(ds: Dataset) -> dict[str, Any]:
+    """The manifest's fields read from the header (view, age, sex, modality, photometric)."""
     age = patient_age_years(ds)
     sex = str(ds.get("PatientSex", "") or "").strip().upper()[:1]
-    result.fields = {
+    return {
         "view": view_position(ds),
         "age": age if age is not None and 0 <= age <= 120 else None,
         "sex": sex if sex in ("M", "F", "O") else None,
         "modality": str(ds.get("Modality", "")),
         "photometric": str(ds.get("PhotometricInterpretation", "")),
     }
-    blanked = _ingest_pixels(ctx, result, decoded, flagged=burned_in_flag(ds))
-    for keyword in PIXEL_ELEMENTS:
-        if keyword in ds:
-            delattr(ds, keyword)
-    if blanked:
-        ds.BurnedInAnnotation = "NO"  # the stored pixels are the cleaned ones (Clean Pixel Data is recorded)
+
+
+def _deidentify_header(
+    ctx: WorkerContext, result: FileResult, ds: Dataset, deid: Deidentifier, blanked: bool
+) -> None:
+    """The de-identified header line, pseudonym and study date, and keyed hashes of what was removed."""
     originals = identifying_values(ds)  # before apply() changes ds in place
     try:
         deidentified = deid.apply(ds, clean_pixel_data=blanked)
@@ -217,8 +237,6 @@ def _ingest_dicom(
         raise _Outcome(REJECTED, str(exc)) from exc
     result.patient_id = deidentified.patient_pseudonym
     result.phi_blanked = deidentified.phi_blanked
-    if ctx.keep_original_ids:
-        result.original_patient_id = patient_id
     study_date = parse_dicom_date(str(deidentified.dataset.get("StudyDate") or ""))
     result.fields["study_date"] = study_date.isoformat() if study_date else None
     header, dropped = header_json(deidentified.dataset, BULK_BYTES)

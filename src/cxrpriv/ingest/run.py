@@ -99,3 +99,73 @@ def run_preprocess(
         out,
     )
     return result.metrics
+
+
+def run_preprocess_partition(
+    config: PreprocessConfig,
+    source_uri: str,
+    labels_uri: str | None,
+    key: DeidKey,
+    context: StageContext,
+    partition: str,
+    *,
+    endpoint_url: str | None = None,
+    path_map: Path | None = None,
+) -> dict[str, Any]:
+    """One partition (``I/N``) of a partitioned ingest into a partial at ``context.out``; writes its metrics
+    and returns them (no MLflow run: the merge records the stage). See :mod:`cxrpriv.ingest.partition`."""
+    from cxrpriv.ingest.labels import LabelsTable
+    from cxrpriv.ingest.partition import Partition, preprocess_partition
+    from cxrpriv.ingest.sources import open_source, read_uri
+
+    if path_map is not None and (config.log_paths != "keyed" or _inside(path_map, context.out)):
+        raise ValueError("--path-map needs log_paths: keyed and must be written outside the output folder")
+    labels = None
+    if labels_uri is not None:
+        labels = LabelsTable.from_csv(read_uri(labels_uri, endpoint_url), Path(str(labels_uri)).name)
+    metrics = preprocess_partition(
+        config,
+        open_source(source_uri, endpoint_url),
+        labels,
+        context.out,
+        key,
+        Partition.parse(partition),
+        progress=context.progress,
+        path_map=path_map,
+    )
+    context.metrics.parent.mkdir(parents=True, exist_ok=True)
+    context.metrics.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+    return metrics
+
+
+def run_preprocess_merge(
+    config: PreprocessConfig, partials: list[Path], key: DeidKey, context: StageContext
+) -> dict[str, Any]:
+    """Merge the partials of every partition into the dataset at ``context.out``, as a single run writes
+    it; metrics, plots and one MLflow run as :func:`run_preprocess`."""
+    from cxrpriv.dataset import files_report_path
+    from cxrpriv.ingest.partition import merge_partitions
+    from cxrpriv.ingest.report import write_plots
+    from cxrpriv.tracking import stage_run
+
+    params = {"preprocess": config_to_dict(config)}
+    with stage_run("preprocess", params, context.profile, input_hash="pending", tags=context.tags) as run:
+        run.set_tags({"cxrpriv.deid_key_source": key.source, "cxrpriv.partitions": str(len(partials))})
+        result = merge_partitions(
+            config,
+            partials,
+            context.out,
+            key,
+            on_validation_report=lambda report: run.log_dict(report, VALIDATION_REPORT_FILE),
+        )
+        digest = hashlib.sha256()
+        for path in sorted(partials):
+            digest.update(files_report_path(path).read_bytes())
+        run.set_tags({"cxrpriv.input_hash": digest.hexdigest()[:16]})
+        context.metrics.parent.mkdir(parents=True, exist_ok=True)
+        context.metrics.write_text(json.dumps(result.metrics, indent=1, sort_keys=True) + "\n")
+        run.log_metrics(result.metrics)
+        run.log_artifact(context.metrics)
+        for plot in write_plots(context.out, result.files, context.plots):
+            run.log_artifact(plot, "plots")
+    return result.metrics

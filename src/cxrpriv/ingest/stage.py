@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 
 # Rejections that say nothing about the file itself: a later run tries these files again.
 NOT_STORED = "not stored: the manifest failed validation"
+DUPLICATE = "duplicate of an ingested image (same SOP Instance UID)"
 RETRYABLE_REASONS = (
     "cannot be read from the source",
     NOT_STORED,
@@ -144,6 +145,170 @@ def _previous(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 # --------------------------------------------------------------------------- the stage
 
 
+@dataclass
+class PreviousRun:
+    """What earlier runs left in the output directory, in the compact forms a run consults per file."""
+
+    run: int  # the number this run gets
+    files: pd.DataFrame
+    manifest: pd.DataFrame
+    # reported path -> (fingerprint, checksum, whether its outcome stands for an unchanged file)
+    before: dict[str, tuple[str, str | None, bool]]
+    path_to_image: dict[str, str]  # reported path -> image ID, of the files ingested before
+
+
+def load_previous(out_dir: Path, key: DeidKey, config: PreprocessConfig) -> PreviousRun:
+    """The earlier runs' output, refused when it was made with another key or shard settings."""
+    state = _read_state(out_dir)
+    _check_state(state, key, config)
+    files, manifest = _previous(out_dir)
+    if "path_key" not in files.columns:  # a report written before the column existed
+        files.insert(1, "path_key", files["path"].map(key.path_tag))
+    if "phi_blanked" not in files.columns:  # files processed before the tripwire existed
+        files["phi_blanked"] = pd.Series(pd.NA, index=files.index, dtype="Int64")
+    # Compact views of the previous report: a few hundred bytes per file, not a dict per row.
+    before = {
+        path: (fingerprint, checksum, _final(checksum, reason))
+        for path, fingerprint, checksum, reason in zip(
+            files["path"], files["fingerprint"], files["checksum"], files["reason"], strict=True
+        )
+    }
+    ingested = files[files["outcome"] == INGESTED]
+    path_to_image = dict(zip(ingested["path"], ingested["image_id"], strict=True))
+    return PreviousRun(int(state.get("runs", 0)) + 1, files, manifest, before, path_to_image)
+
+
+@dataclass
+class RunOutput:
+    """What one run adds: its report and manifest rows, and what goes beside them."""
+
+    this_run: pd.DataFrame  # report rows of the files processed (FILES_REPORT_COLUMNS)
+    new_rows: pd.DataFrame  # manifest rows of the images stored, split not yet assigned
+    new_shards: list[str]
+    phi_hashes: set[tuple[str, str]]
+    worker_seconds: float
+    skipped: Counter[str] = field(default_factory=Counter)
+    replaced: set[str] = field(default_factory=set)  # image IDs whose rows a changed file replaces
+    refingerprinted: dict[str, str] = field(default_factory=dict)  # touched, unchanged: new fingerprint
+    new_patients: dict[str, str] = field(default_factory=dict)  # pseudonym -> original ID (explicit map)
+    listed_paths: dict[str, str] = field(default_factory=dict)  # keyed tag -> path (explicit path map)
+
+
+class Assembly:
+    """The parent's side of a run: each worker result, in listing order, joined with its labels-table row
+    and turned into a report row and, when ingested, a manifest row and a shard slot."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        config: PreprocessConfig,
+        key: DeidKey,
+        labels: LabelsTable | None,
+        previous: PreviousRun,
+        keep_map: bool,
+    ) -> None:
+        self.config, self.key, self.labels = config, key, labels
+        self.previous, self.keep_map = previous, keep_map
+        self.deid = deidentifier(key, config)
+        self.writer = ShardWriter(out_dir, config.shard_size, config.image_size, config.dtype)
+        self.ingested_ids = set(previous.manifest["image_id"])
+        self.rows = _Rows(MANIFEST_COLUMNS)
+        self.file_rows = _Rows(FILES_REPORT_COLUMNS)
+        # Keyed hashes of every de-identified file, whatever its outcome: a rejected file's patient may have
+        # other, ingested films, and more hashes only make the release audit stricter.
+        self.output = RunOutput(pd.DataFrame(), pd.DataFrame(), [], set(), 0.0)
+        # The image ID of the last result taken if its worker ingested it, before the join could reject it:
+        # what a partitioned run's merge needs to find duplicates across partitions.
+        self.last_candidate: str | None = None
+
+    def shown_path(self, path: str) -> str:
+        """How the report names a file: its path, or its keyed tag."""
+        return self.key.path_tag(path) if self.config.log_paths == "keyed" else path
+
+    def take(self, res: FileResult) -> dict[str, Any] | None:
+        """Account for one result; returns its report row (None: an unchanged file, keeping its row)."""
+        out = self.output
+        out.worker_seconds += res.seconds
+        out.phi_hashes.update(res.phi_hashes)
+        path = self.shown_path(res.path)
+        known = self.previous.before.get(path)
+        if known is not None and known[1] == res.checksum and known[2]:
+            # Touched but unchanged: keep the earlier outcome, remember the new fingerprint.
+            out.skipped["same_checksum"] += 1
+            out.refingerprinted[path] = res.fingerprint
+            return None
+        self.last_candidate = res.image_id if res.outcome == INGESTED else None
+        if res.outcome == INGESTED:
+            label = self.labels.lookup(res.path) if self.labels is not None else None
+            replacing = self.previous.path_to_image.get(path)
+            new_patients = self.output.new_patients if self.keep_map else None
+            _join(res, label, self.deid, self.ingested_ids, replacing, self.config.views, new_patients)
+        if res.outcome == INGESTED:
+            self._store(res, label, path)
+        else:
+            log.info("%s: %s (%s)", path, res.outcome, res.reason)
+        row = report_row(res, path, self.key, self.previous.run)
+        self.file_rows.append(row)
+        return row
+
+    def _store(self, res: FileResult, label: LabelRow | None, path: str) -> None:
+        assert res.image is not None and res.header_line is not None and res.image_id is not None
+        shard, offset = self.writer.add(res.image, res.header_line)
+        self.ingested_ids.add(res.image_id)
+        self.rows.append(manifest_row(res, label, shard, offset, self.previous.run))
+        if path in self.previous.path_to_image:
+            self.output.replaced.add(self.previous.path_to_image[path])
+
+    def finish(self) -> RunOutput:
+        """Close the last shard; the run's rows as tables."""
+        self.output.new_shards = self.writer.close()
+        self.output.this_run = self.file_rows.frame()
+        self.output.new_rows = self.rows.frame()
+        return self.output
+
+    def discard(self, out_dir: Path) -> None:
+        """Remove the shards this run wrote (it failed)."""
+        remove_shards(out_dir, self.writer.written)
+
+
+def manifest_row(
+    res: FileResult, label: LabelRow | None, shard: int, offset: int, run: int
+) -> dict[str, Any]:
+    # Without a row the findings are missing, not negative: `labeled` says which.
+    findings = label.labels if label is not None else (pd.NA,) * len(FINDINGS)
+    return {
+        "image_id": res.image_id,
+        "patient_id": res.patient_id,
+        "split": None,
+        **res.fields,
+        **dict(zip(FINDINGS, findings, strict=True)),
+        "labeled": label is not None,
+        "source_format": res.source_format,
+        "source_checksum": res.checksum,
+        "shard": shard,
+        "offset": offset,
+        "run": run,
+    }
+
+
+def report_row(res: FileResult, path: str, key: DeidKey, run: int) -> dict[str, Any]:
+    return {
+        "path": path,
+        "path_key": key.path_tag(res.path),
+        "size": res.size,
+        "fingerprint": res.fingerprint,
+        "checksum": res.checksum,
+        "source_format": res.source_format,
+        "outcome": res.outcome,
+        "reason": res.reason,
+        "image_id": res.image_id if res.outcome == INGESTED else None,
+        "run": run,
+        "header_flag": res.header_flag,
+        "text_glyphs": res.text_glyphs,
+        "phi_blanked": res.phi_blanked,
+    }
+
+
 def preprocess(
     config: PreprocessConfig,
     source: Source,
@@ -163,134 +328,105 @@ def preprocess(
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = _read_state(out_dir)
-    _check_state(state, key, config)
-    run = int(state.get("runs", 0)) + 1
-    previous_files, previous_manifest = _previous(out_dir)
-    if "path_key" not in previous_files.columns:  # a report written before the column existed
-        previous_files.insert(1, "path_key", previous_files["path"].map(key.path_tag))
-    if "phi_blanked" not in previous_files.columns:  # files processed before the tripwire existed
-        previous_files["phi_blanked"] = pd.Series(pd.NA, index=previous_files.index, dtype="Int64")
-    # Compact views of the previous report: a few hundred bytes per file, not a dict per row.
-    before = {
-        path: (fingerprint, checksum, _final(checksum, reason))
-        for path, fingerprint, checksum, reason in zip(
-            previous_files["path"],
-            previous_files["fingerprint"],
-            previous_files["checksum"],
-            previous_files["reason"],
-            strict=True,
-        )
-    }
-    ingested_before = previous_files[previous_files["outcome"] == INGESTED]
-    path_to_image = dict(zip(ingested_before["path"], ingested_before["image_id"], strict=True))
+    previous = load_previous(out_dir, key, config)
+    assembly = Assembly(out_dir, config, key, labels, previous, keep_map=pseudonym_map is not None)
+    todo = _changed_files(source, assembly, keep_paths=path_map is not None)
+    output = run_workers(todo, assembly, source, progress, out_dir)
+    return conclude(
+        out_dir,
+        config,
+        key,
+        previous,
+        output,
+        has_labels=labels is not None,
+        on_validation_report=on_validation_report,
+        maps=(pseudonym_map, path_map),
+        start=start,
+    )
 
-    skipped: Counter[str] = Counter()
-    ctx = WorkerContext(source, config, key, keep_original_ids=pseudonym_map is not None)
-    reported = ctx.shown_path  # how the report names a file: its path, or its keyed tag
-    listed_paths: dict[str, str] = {}  # keyed tag -> path, only kept for an explicit path map
 
-    def todo() -> Iterator[SourceFile]:
-        for item in source.list():
-            if path_map is not None:
-                listed_paths[reported(item.path)] = item.path
-            known = before.get(reported(item.path))
-            if known is not None and known[0] == item.fingerprint and known[2]:
-                skipped["unchanged"] += 1
-                continue
-            yield item
+def _changed_files(source: Source, assembly: Assembly, keep_paths: bool) -> Iterator[SourceFile]:
+    """The listed files that are new or changed (by fingerprint) since the earlier runs."""
+    output, before = assembly.output, assembly.previous.before
+    for item in source.list():
+        shown = assembly.shown_path(item.path)
+        if keep_paths:
+            output.listed_paths[shown] = item.path
+        known = before.get(shown)
+        if known is not None and known[0] == item.fingerprint and known[2]:
+            output.skipped["unchanged"] += 1
+            continue
+        yield item
 
+
+def run_workers(
+    todo: Iterable[SourceFile],
+    assembly: Assembly,
+    source: Source,
+    progress: bool,
+    out_dir: Path,
+    on_row: Callable[[dict[str, Any] | None], None] | None = None,
+) -> RunOutput:
+    """Every file of ``todo`` through the workers and, in listing order, the assembly; on any failure the
+    shards this run wrote are removed. ``on_row`` sees each result's report row (None: unchanged)."""
+    config = assembly.config
+    ctx = WorkerContext(source, config, assembly.key, keep_original_ids=assembly.keep_map)
     workers = config.workers or os.cpu_count() or 1
-    deid = deidentifier(key, config)
-    writer = ShardWriter(out_dir, config.shard_size, config.image_size, config.dtype)
-    ingested_ids = set(previous_manifest["image_id"])
-    replaced: set[str] = set()
-    refingerprinted: dict[str, str] = {}
-    rows = _Rows(MANIFEST_COLUMNS)
-    file_rows = _Rows(FILES_REPORT_COLUMNS)
-    new_patients: dict[str, str] = {}  # pseudonym -> original ID, only kept for an explicit pseudonym map
-    # Keyed hashes of every de-identified file, whatever its outcome: a rejected file's patient may have
-    # other, ingested films, and more hashes only make the release audit stricter.
-    phi_hashes: set[tuple[str, str]] = set()
-    seconds = 0.0
     bar = tqdm(desc="preprocess", unit="file", disable=not progress)
     try:
-        for res in ordered_results(todo(), ctx, workers):
+        for res in ordered_results(todo, ctx, workers):
             bar.update()
-            seconds += res.seconds
-            phi_hashes.update(res.phi_hashes)
-            path = reported(res.path)
-            known = before.get(path)
-            if known is not None and known[1] == res.checksum and known[2]:
-                # Touched but unchanged: keep the earlier outcome, remember the new fingerprint.
-                skipped["same_checksum"] += 1
-                refingerprinted[path] = res.fingerprint
-                continue
-            label = None
-            if res.outcome == INGESTED:
-                label = _join(
-                    res,
-                    labels.lookup(res.path) if labels is not None else None,
-                    deid,
-                    ingested_ids,
-                    path_to_image.get(path),
-                    config.views,
-                    new_patients,
-                    pseudonym_map is not None,
-                )
-            if res.outcome == INGESTED:
-                assert res.image is not None and res.header_line is not None and res.image_id is not None
-                shard, offset = writer.add(res.image, res.header_line)
-                ingested_ids.add(res.image_id)
-                # Without a row the findings are missing, not negative: `labeled` says which.
-                findings = label.labels if label is not None else (pd.NA,) * len(FINDINGS)
-                rows.append(
-                    {
-                        "image_id": res.image_id,
-                        "patient_id": res.patient_id,
-                        "split": None,
-                        **res.fields,
-                        **dict(zip(FINDINGS, findings, strict=True)),
-                        "labeled": label is not None,
-                        "source_format": res.source_format,
-                        "source_checksum": res.checksum,
-                        "shard": shard,
-                        "offset": offset,
-                        "run": run,
-                    }
-                )
-                if path in path_to_image:
-                    replaced.add(path_to_image[path])
-            else:
-                log.info("%s: %s (%s)", path, res.outcome, res.reason)
-            file_rows.append(
-                {
-                    "path": path,
-                    "path_key": key.path_tag(res.path),
-                    "size": res.size,
-                    "fingerprint": res.fingerprint,
-                    "checksum": res.checksum,
-                    "source_format": res.source_format,
-                    "outcome": res.outcome,
-                    "reason": res.reason,
-                    "image_id": res.image_id if res.outcome == INGESTED else None,
-                    "run": run,
-                    "header_flag": res.header_flag,
-                    "text_glyphs": res.text_glyphs,
-                    "phi_blanked": res.phi_blanked,
-                }
-            )
-        new_shards = writer.close()
+            row = assembly.take(res)
+            if on_row is not None:
+                on_row(row)
+        return assembly.finish()
     except BaseException:
-        bar.close()
-        _remove_shards(out_dir, writer.written)
+        assembly.discard(out_dir)
         raise
-    bar.close()
+    finally:
+        bar.close()
 
-    this_run = file_rows.frame()
-    files = _merge_files(previous_files, this_run, refingerprinted)
-    new_rows = rows.frame()
-    manifest = _merge_manifest(previous_manifest, new_rows, replaced, config)
+
+def conclude(
+    out_dir: Path,
+    config: PreprocessConfig,
+    key: DeidKey,
+    previous: PreviousRun,
+    output: RunOutput,
+    *,
+    has_labels: bool,
+    on_validation_report: Callable[[dict[str, Any]], None] | None,
+    maps: tuple[Path | None, Path | None],
+    start: float,
+) -> IngestResult:
+    """Assign the new patients' splits, validate, and write the manifest, the report, the PHI hashes, the
+    maps and the state; a manifest that fails validation leaves only the report (its images not stored)."""
+    files = _merge_files(previous.files, output.this_run, output.refingerprinted)
+    manifest = _merge_manifest(previous.manifest, output.new_rows, output.replaced, config)
+    validation = _validate(out_dir, manifest, files, output, config, on_validation_report)
+    manifest.to_parquet(manifest_path(out_dir), index=False)
+    files.to_parquet(files_report_path(out_dir), index=False)
+    merge_hashes(phi_hashes_path(out_dir), output.phi_hashes)
+    write_maps(output, config, *maps)
+    _write_json(out_dir / STATE_FILE, _state(previous.run, key, config))
+    _warn_unlabeled(output.new_rows, has_labels)
+    wall = time.perf_counter() - start
+    metrics = stage_metrics(
+        manifest, files, output.this_run, output.skipped, wall, output.worker_seconds, previous.run, key
+    )
+    return IngestResult(out_dir, metrics, validation, manifest, files, output.new_shards)
+
+
+def _validate(
+    out_dir: Path,
+    manifest: pd.DataFrame,
+    files: pd.DataFrame,
+    output: RunOutput,
+    config: PreprocessConfig,
+    on_validation_report: Callable[[dict[str, Any]], None] | None,
+) -> dict[str, Any]:
+    """The validation report (written, and handed to ``on_validation_report``); on failure, the report of
+    every file is written with this run's images rejected as not stored, and ValidationFailed raised."""
     (out_dir / REPORT_DIR).mkdir(exist_ok=True)
     try:
         validation = validate_manifest(manifest, config.views, config.shard_size)
@@ -298,41 +434,40 @@ def preprocess(
         _write_json(validation_report_path(out_dir), exc.report)
         if on_validation_report:
             on_validation_report(exc.report)
-        _remove_shards(out_dir, new_shards)
+        remove_shards(out_dir, output.new_shards)
         # Every file stays accounted for (an empty batch too); this run's images were not stored, so their
         # files are tried again by the next run.
-        _not_stored(files, this_run).to_parquet(files_report_path(out_dir), index=False)
+        _not_stored(files, output.this_run).to_parquet(files_report_path(out_dir), index=False)
         raise
     _write_json(validation_report_path(out_dir), validation)
     if on_validation_report:
         on_validation_report(validation)
-    manifest.to_parquet(manifest_path(out_dir), index=False)
-    files.to_parquet(files_report_path(out_dir), index=False)
-    merge_hashes(phi_hashes_path(out_dir), phi_hashes)
-    if pseudonym_map is not None and new_patients:
-        _append_map(pseudonym_map, "pseudonym", {"original_patient_id": new_patients})
-    if path_map is not None and config.log_paths == "keyed" and listed_paths:
-        _append_map(path_map, PATH_MAP_COLUMNS[0], {PATH_MAP_COLUMNS[1]: listed_paths})
-    _write_json(
-        out_dir / STATE_FILE,
-        {
-            "runs": run,
-            "key_check": key.check_value(),
-            "image_size": config.image_size,
-            "dtype": config.dtype,
-            "shard_size": config.shard_size,
-            # What a release needs to describe the stored images and check their headers.
-            "aspect": config.aspect,
-            "deid_policy": config.deid_policy,
-            "deid_options": list(config.deid_options),
-            # How the files report names files (readers of a keyed report need the path map).
-            "log_paths": config.log_paths,
-        },
-    )
-    _warn_unlabeled(new_rows, labels is not None)
-    wall = time.perf_counter() - start
-    metrics = stage_metrics(manifest, files, this_run, skipped, wall, seconds, run, key)
-    return IngestResult(out_dir, metrics, validation, manifest, files, new_shards)
+    return validation
+
+
+def write_maps(
+    output: RunOutput, config: PreprocessConfig, pseudonym_map: Path | None, path_map: Path | None
+) -> None:
+    if pseudonym_map is not None and output.new_patients:
+        _append_map(pseudonym_map, "pseudonym", {"original_patient_id": output.new_patients})
+    if path_map is not None and config.log_paths == "keyed" and output.listed_paths:
+        _append_map(path_map, PATH_MAP_COLUMNS[0], {PATH_MAP_COLUMNS[1]: output.listed_paths})
+
+
+def _state(run: int, key: DeidKey, config: PreprocessConfig) -> dict[str, Any]:
+    return {
+        "runs": run,
+        "key_check": key.check_value(),
+        "image_size": config.image_size,
+        "dtype": config.dtype,
+        "shard_size": config.shard_size,
+        # What a release needs to describe the stored images and check their headers.
+        "aspect": config.aspect,
+        "deid_policy": config.deid_policy,
+        "deid_options": list(config.deid_options),
+        # How the files report names files (readers of a keyed report need the path map).
+        "log_paths": config.log_paths,
+    }
 
 
 def _not_stored(files: pd.DataFrame, this_run: pd.DataFrame) -> pd.DataFrame:
@@ -359,41 +494,62 @@ def _join(
     ingested_ids: set[str],
     replacing: str | None,
     views: list[str],
-    new_patients: dict[str, str],
-    keep_map: bool,
-) -> LabelRow | None:
+    new_patients: dict[str, str] | None,
+) -> None:
     """Attach ``label`` (the image's labels-table row, if any) and (for PNG) the patient; demote to
-    rejected when that is impossible. Returns the row the manifest takes its labels from."""
-    reason = ""
-    if res.image_id in ingested_ids and res.image_id != replacing:
-        # (a changed file's new image keeps its image ID and replaces its old row: not a duplicate)
-        reason = "duplicate of an ingested image (same SOP Instance UID)"
-    elif res.source_format == "png":
-        if label is None:
-            reason = "no row for this PNG in the labels table (its only source of a patient)"
-        elif not label.patient_id:
-            reason = "no Patient ID for this PNG in the labels table"
-        else:
-            res.patient_id = deid.pseudonym(label.patient_id)
-            if keep_map:
-                new_patients[res.patient_id] = label.patient_id
-            view = (label.view or "UNKNOWN").upper()
-            res.fields.update({"view": view, "age": label.age, "sex": label.sex})
+    rejected when that is impossible. ``new_patients`` (only for an explicit pseudonym map) receives
+    pseudonym -> original patient ID."""
+    reason = duplicate_reason(res, ingested_ids, replacing)
+    if not reason and res.source_format == "png":
+        reason = _attach_png_patient(res, label, deid, new_patients)
     if label is not None and not reason:
-        # The header wins; the table fills what the header lacks.
-        if res.fields.get("age") is None:
-            res.fields["age"] = label.age
-        if res.fields.get("sex") is None:
-            res.fields["sex"] = label.sex
-        if res.fields.get("view") in (None, "UNKNOWN") and label.view:
-            res.fields["view"] = label.view
-        if res.fields.get("view") not in views:
-            reason = f"view {coded(res.fields.get('view'))} (labels table) is not one of {'/'.join(views)}"
+        reason = _fill_from_table(res, label, views)
     if reason:
         res.outcome, res.reason, res.image, res.header_line = REJECTED, reason, None, None
-    elif keep_map and res.source_format == "dicom" and res.original_patient_id and res.patient_id:
-        new_patients[res.patient_id] = res.original_patient_id
-    return label
+    elif new_patients is not None and res.source_format == "dicom":
+        _remember_patient(res.patient_id, res.original_patient_id, new_patients)
+
+
+def duplicate_reason(res: FileResult, ingested_ids: set[str], replacing: str | None = None) -> str:
+    """Why ``res`` is not stored although it decoded: its image is one already ingested; or empty."""
+    # (a changed file's new image keeps its image ID and replaces its old row: not a duplicate)
+    if res.image_id in ingested_ids and res.image_id != replacing:
+        return DUPLICATE
+    return ""
+
+
+def _attach_png_patient(
+    res: FileResult, label: LabelRow | None, deid: Deidentifier, new_patients: dict[str, str] | None
+) -> str:
+    """A PNG's patient, age, sex and view from its labels-table row; the reason when it has none."""
+    if label is None:
+        return "no row for this PNG in the labels table (its only source of a patient)"
+    if not label.patient_id:
+        return "no Patient ID for this PNG in the labels table"
+    res.patient_id = deid.pseudonym(label.patient_id)
+    if new_patients is not None:
+        new_patients[res.patient_id] = label.patient_id
+    view = (label.view or "UNKNOWN").upper()
+    res.fields.update({"view": view, "age": label.age, "sex": label.sex})
+    return ""
+
+
+def _fill_from_table(res: FileResult, label: LabelRow, views: list[str]) -> str:
+    """The header wins; the table fills what the header lacks. The reason when the view is not accepted."""
+    if res.fields.get("age") is None:
+        res.fields["age"] = label.age
+    if res.fields.get("sex") is None:
+        res.fields["sex"] = label.sex
+    if res.fields.get("view") in (None, "UNKNOWN") and label.view:
+        res.fields["view"] = label.view
+    if res.fields.get("view") not in views:
+        return f"view {coded(res.fields.get('view'))} (labels table) is not one of {'/'.join(views)}"
+    return ""
+
+
+def _remember_patient(pseudonym: str | None, original: str | None, new_patients: dict[str, str]) -> None:
+    if pseudonym and original:
+        new_patients[pseudonym] = original
 
 
 def _final(checksum: object, reason: object) -> bool:
@@ -455,7 +611,11 @@ def _merge_manifest(
         )
         new["split"] = new["patient_id"].map(splits)
     frames = [f for f in (kept, new) if len(f)]
-    manifest = pd.concat(frames, ignore_index=True) if frames else new
+    return typed_manifest(pd.concat(frames, ignore_index=True) if frames else new)
+
+
+def typed_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest's columns, in order, with their stored dtypes."""
     manifest = manifest[list(MANIFEST_COLUMNS)]
     for column in ("shard", "offset", "run"):
         manifest[column] = manifest[column].astype("int64")
@@ -471,7 +631,7 @@ def _merge_manifest(
     return manifest
 
 
-def _remove_shards(out_dir: Path, names: list[str]) -> None:
+def remove_shards(out_dir: Path, names: list[str]) -> None:
     for name in names:
         for path in (out_dir / IMAGES_DIR / f"{name}.npy", out_dir / "headers" / f"{name}.jsonl"):
             path.unlink(missing_ok=True)
