@@ -139,7 +139,7 @@ def _round_sig(value: float) -> float:
     return float(f"{value:.6g}")
 
 
-def _jsonable(obj: Any) -> Any:  # noqa: PLR0911 (one return per JSON type)
+def _jsonable(obj: Any) -> Any:
     """Plain JSON types with floats rounded to 6 significant digits, so output is stable across runs."""
     if isinstance(obj, Mapping):
         return {str(key): _jsonable(value) for key, value in obj.items()}

@@ -84,7 +84,7 @@ def test_mu_zero_is_the_identity(trained: Trained):
     ],
 )
 # pytest passes the fixtures and parameters by name.
-def test_a_run_interrupted_mid_epoch_resumes_to_the_uninterrupted_weights(  # noqa: PLR0917
+def test_a_run_interrupted_mid_epoch_resumes_to_the_uninterrupted_weights(
     trained: Trained,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -21,7 +21,7 @@ def _partitioned(source: Path, labels: Path | None, work: Path, count: int, **kw
     for index in reversed(range(count)):  # the order the tasks run in does not matter
         part = work / f"part-{index}"
         preprocess_partition(
-            config, FolderSource(source), table, part, TEST_KEY, Partition(index, count), **kwargs
+            config, FolderSource(source), table, part, TEST_KEY, partition=Partition(index, count), **kwargs
         )
         parts.append(part)
     return merge_partitions(config, parts, work / "merged", TEST_KEY)
@@ -75,7 +75,7 @@ def test_the_merge_refuses_an_incomplete_set_another_key_and_another_listing(
     source = FolderSource(tiny_cohort.dicom)
     parts = [tmp_path / f"part-{i}" for i in range(2)]
     for i, part in enumerate(parts):
-        preprocess_partition(config, source, None, part, TEST_KEY, Partition(i, 2))
+        preprocess_partition(config, source, None, part, TEST_KEY, partition=Partition(i, 2))
     with pytest.raises(StageError, match="exactly once"):
         merge_partitions(config, parts[:1], tmp_path / "a", TEST_KEY)
     with pytest.raises(StageError, match="another de-identification key"):
@@ -84,11 +84,11 @@ def test_the_merge_refuses_an_incomplete_set_another_key_and_another_listing(
     shutil.copytree(tiny_cohort.dicom, changed)
     (changed / "new.dcm").write_bytes(b"not dicom")
     other = tmp_path / "other-1"
-    preprocess_partition(config, FolderSource(changed), None, other, TEST_KEY, Partition(1, 2))
+    preprocess_partition(config, FolderSource(changed), None, other, TEST_KEY, partition=Partition(1, 2))
     with pytest.raises(StageError, match="listed another source"):
         merge_partitions(config, [parts[0], other], tmp_path / "c", TEST_KEY)
     with pytest.raises(StageError, match="new output"):
-        preprocess_partition(config, source, None, parts[0], TEST_KEY, Partition(0, 2))
+        preprocess_partition(config, source, None, parts[0], TEST_KEY, partition=Partition(0, 2))
 
 
 def test_partition_names_parse_and_every_path_has_one_partition():

@@ -32,7 +32,7 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         type=optional_input,
         default=None,
         help="Labels table in the ChestX-ray14 Data_Entry_2017 format, path or s3:// (the synthetic "
-        "cohort's: data/synthetic/dataset/Data_Entry_2017.csv). Without it (or with \"\"), or for images "
+        'cohort\'s: data/synthetic/dataset/Data_Entry_2017.csv). Without it (or with ""), or for images '
         "it has no row for, images are ingested unlabeled (labeled False, findings missing): fine for the "
         "verifier, the anonymizer and the release, left out of classifier training and utility metrics.",
     )

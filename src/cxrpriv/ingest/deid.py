@@ -342,7 +342,7 @@ class Deidentifier:
                 # without decoding a value that is thrown away.
                 ds[tag] = DataElement(tag, vr, None)
                 continue
-            self._apply(ds, ds[tag], action, shift, tokens, allowed)
+            self._apply(ds, ds[tag], action, shift=shift, tokens=tokens, allowed=allowed)
             if allowed is not None and tag in ds and vr == "SQ" and not ds[tag].value:
                 del ds[tag]  # nothing allowlisted was left in its items
         if allowed is not None and allowlist.CODE_MEANING in ds:
@@ -371,6 +371,7 @@ class Deidentifier:
         ds: Dataset,
         elem: DataElement,
         action: str,
+        *,
         shift: int | None,
         tokens: Sequence[str],
         allowed: frozenset[int] | None = None,

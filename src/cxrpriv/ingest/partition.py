@@ -138,6 +138,7 @@ def preprocess_partition(
     labels: LabelsTable | None,
     out_dir: Path,
     key: DeidKey,
+    *,
     partition: Partition,
     progress: bool = False,
     path_map: Path | None = None,
@@ -154,7 +155,7 @@ def preprocess_partition(
     def note(row: dict[str, Any] | None) -> None:
         extra.append((listing.positions.popleft(), assembly.last_candidate))
 
-    output = run_workers(listing, assembly, source, progress, out_dir, on_row=note)
+    output = run_workers(listing, assembly, source, progress=progress, out_dir=out_dir, on_row=note)
     _write_partial(out_dir, output, extra, config, key)
     if path_map is not None and config.log_paths == "keyed" and output.listed_paths:
         write_maps(output, config, None, path_map)

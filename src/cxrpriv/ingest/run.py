@@ -129,7 +129,7 @@ def run_preprocess_partition(
         labels,
         context.out,
         key,
-        Partition.parse(partition),
+        partition=Partition.parse(partition),
         progress=context.progress,
         path_map=path_map,
     )

@@ -205,6 +205,7 @@ class Assembly:
         key: DeidKey,
         labels: LabelsTable | None,
         previous: PreviousRun,
+        *,
         keep_map: bool,
     ) -> None:
         self.config, self.key, self.labels = config, key, labels
@@ -242,7 +243,15 @@ class Assembly:
             label = self.labels.lookup(res.path) if self.labels is not None else None
             replacing = self.previous.path_to_image.get(path)
             new_patients = self.output.new_patients if self.keep_map else None
-            _join(res, label, self.deid, self.ingested_ids, replacing, self.config.views, new_patients)
+            _join(
+                res,
+                label,
+                self.deid,
+                ingested_ids=self.ingested_ids,
+                replacing=replacing,
+                views=self.config.views,
+                new_patients=new_patients,
+            )
         if res.outcome == INGESTED:
             self._store(res, label, path)
         else:
@@ -309,12 +318,13 @@ def report_row(res: FileResult, path: str, key: DeidKey, run: int) -> dict[str, 
     }
 
 
-def preprocess(
+def preprocess(  # noqa: PLR0913 (the stage's five inputs, then its four options by name)
     config: PreprocessConfig,
     source: Source,
     labels: LabelsTable | None,
     out_dir: Path,
     key: DeidKey,
+    *,
     pseudonym_map: Path | None = None,
     progress: bool = False,
     on_validation_report: Callable[[dict[str, Any]], None] | None = None,
@@ -331,7 +341,7 @@ def preprocess(
     previous = load_previous(out_dir, key, config)
     assembly = Assembly(out_dir, config, key, labels, previous, keep_map=pseudonym_map is not None)
     todo = _changed_files(source, assembly, keep_paths=path_map is not None)
-    output = run_workers(todo, assembly, source, progress, out_dir)
+    output = run_workers(todo, assembly, source, progress=progress, out_dir=out_dir)
     return conclude(
         out_dir,
         config,
@@ -363,6 +373,7 @@ def run_workers(
     todo: Iterable[SourceFile],
     assembly: Assembly,
     source: Source,
+    *,
     progress: bool,
     out_dir: Path,
     on_row: Callable[[dict[str, Any] | None], None] | None = None,
@@ -387,7 +398,7 @@ def run_workers(
         bar.close()
 
 
-def conclude(
+def conclude(  # noqa: PLR0913 (the run's state, then what to write, by name)
     out_dir: Path,
     config: PreprocessConfig,
     key: DeidKey,
@@ -403,7 +414,9 @@ def conclude(
     maps and the state; a manifest that fails validation leaves only the report (its images not stored)."""
     files = _merge_files(previous.files, output.this_run, output.refingerprinted)
     manifest = _merge_manifest(previous.manifest, output.new_rows, output.replaced, config)
-    validation = _validate(out_dir, manifest, files, output, config, on_validation_report)
+    validation = _validate(
+        out_dir, manifest, files, output, config, on_validation_report=on_validation_report
+    )
     manifest.to_parquet(manifest_path(out_dir), index=False)
     files.to_parquet(files_report_path(out_dir), index=False)
     merge_hashes(phi_hashes_path(out_dir), output.phi_hashes)
@@ -412,7 +425,14 @@ def conclude(
     _warn_unlabeled(output.new_rows, has_labels)
     wall = time.perf_counter() - start
     metrics = stage_metrics(
-        manifest, files, output.this_run, output.skipped, wall, output.worker_seconds, previous.run, key
+        manifest,
+        files,
+        this_run=output.this_run,
+        skipped=output.skipped,
+        wall=wall,
+        worker_seconds=output.worker_seconds,
+        run=previous.run,
+        key=key,
     )
     return IngestResult(out_dir, metrics, validation, manifest, files, output.new_shards)
 
@@ -423,6 +443,7 @@ def _validate(
     files: pd.DataFrame,
     output: RunOutput,
     config: PreprocessConfig,
+    *,
     on_validation_report: Callable[[dict[str, Any]], None] | None,
 ) -> dict[str, Any]:
     """The validation report (written, and handed to ``on_validation_report``); on failure, the report of
@@ -491,6 +512,7 @@ def _join(
     res: FileResult,
     label: LabelRow | None,
     deid: Deidentifier,
+    *,
     ingested_ids: set[str],
     replacing: str | None,
     views: list[str],
@@ -659,6 +681,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def stage_metrics(
     manifest: pd.DataFrame,
     files: pd.DataFrame,
+    *,
     this_run: pd.DataFrame,
     skipped: Counter,
     wall: float,
