@@ -58,6 +58,23 @@ DEID_KEY_SECRET_KEY = "key"
 # IAM role for the service account).
 S3_SECRET = "cxrpriv-s3"
 S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION")
+# MLflow tracking from pods: every task gets these from a config map and a secret of the same name, both
+# optional (a cluster without them runs; the runs then go to a SQLite store in the pod's state folder and
+# are lost with it, cxrpriv.tracking warns). The config map says where (the tracking server, a new
+# experiment's artifact root, the experiment, an S3-compatible artifact store's endpoint); the secret holds
+# the server's credentials and, for an artifact store the pods write directly (not needed behind a proxying
+# `mlflow server --serve-artifacts`), its S3 keys, given to every task but those that read the archive,
+# which take the AWS variables from the archive's secret.
+TRACKING_CONFIG_MAP = "cxrpriv-tracking"
+TRACKING_CONFIG_KEYS = (
+    "MLFLOW_TRACKING_URI",
+    "CXRPRIV_ARTIFACT_ROOT",
+    "CXRPRIV_EXPERIMENT",
+    "MLFLOW_S3_ENDPOINT_URL",
+)
+TRACKING_SECRET = "cxrpriv-tracking"
+TRACKING_SECRET_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+ARTIFACT_STORE_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 # Checkpoints (compiled with --checkpoint-pvc): the PVC named by the `checkpoint_pvc` parameter is mounted
 # here in every training task; each run keeps its checkpoints under <mount>/<run ID>/<stage>, so a retried
 # pod resumes from its last finished epoch and no later run resumes from an old one.
@@ -137,6 +154,18 @@ def _secret_env(task: dsl.PipelineTask, secret: str, keys: dict[str, str]) -> No
     kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env=keys, optional=True)
 
 
+def _tracking_env(task: dsl.PipelineTask, *, reads_archive: bool) -> None:
+    """The MLflow tracking settings of every task (see TRACKING_CONFIG_MAP), all optional."""
+    kubernetes.use_config_map_as_env(
+        task,
+        config_map_name=TRACKING_CONFIG_MAP,
+        config_map_key_to_env={k: k for k in TRACKING_CONFIG_KEYS},
+        optional=True,
+    )
+    keys = TRACKING_SECRET_KEYS + (() if reads_archive else ARTIFACT_STORE_SECRET_KEYS)
+    _secret_env(task, TRACKING_SECRET, {k: k for k in keys})
+
+
 def build_pipeline(
     params_file: Path = DEFAULT_PARAMS_FILE,
     profile: str | None = None,
@@ -160,6 +189,7 @@ def build_pipeline(
             label_priors = priors(config_json=p["priors_config"], cohort=cohort, **run)
             ingest = preprocess(config_json=p["preprocess_config"], cohort=cohort, **key, **run)
             answer_key = {"cohort": cohort}  # the synthetic answer key: clean labels and masks
+            inputs: tuple[dsl.PipelineTask, ...] = (cohort_task, label_priors, ingest)
         else:
             s3 = {"s3_endpoint_url": p["s3_endpoint_url"]}
             label_priors = priors(
@@ -179,6 +209,7 @@ def build_pipeline(
                 **run,
             )
             answer_key = {}  # a real archive has none: metrics against the text-mined labels
+            inputs = (label_priors, ingest)
             for task in (label_priors, ingest):
                 # their input lives outside the pipeline: a cached result would miss new files
                 task.set_caching_options(False)
@@ -253,6 +284,8 @@ def build_pipeline(
         )
         cpu_task(published, cpus="2", memory="8G")
         _secret_env(published, DEID_KEY_SECRET, {DEID_KEY_SECRET_KEY: "CXRPRIV_DEID_KEY"})
+        for task in (*inputs, verifier, classifier, generator, anonymized, evaluation, published):
+            _tracking_env(task, reads_archive=not demo and any(task is t for t in (label_priors, ingest)))
 
     if demo:
         name, description = DEMO_PIPELINE_NAME, "cxr-privacy on the synthetic demo cohort."

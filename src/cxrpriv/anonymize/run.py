@@ -41,10 +41,10 @@ def run_train_anonymizer(
     MLflow run; returns the metrics. ``context.restart`` discards an interrupted run's checkpoints first."""
     from cxrpriv.anonymize.report import write_plots
     from cxrpriv.anonymize.stage import train_anonymizer
-    from cxrpriv.tracking import hash_inputs, stage_run
-    from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE, finite, write_metrics
+    from cxrpriv.tracking import dataset_digest, file_digest, hash_inputs, stage_run
+    from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE, finite, model_digest, write_metrics
     from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict
-    from cxrpriv.training.registry import log_state_dict_model
+    from cxrpriv.training.finish import TrainedModel, finish_training_run
 
     config.validate()
     out, progress = context.out, context.progress
@@ -69,6 +69,11 @@ def run_train_anonymizer(
     with stage_run(
         "train_anonymizer", params, context.profile, input_hash=hash_inputs(inputs), tags=context.tags
     ) as run:
+        run.log_dataset("ingested", Path(ingest_dir), dataset_digest(ingest_dir))
+        if priors_path is not None:
+            run.log_dataset("priors", Path(priors_path), file_digest(Path(priors_path)))
+        run.log_model_input("verifier", model_digest(Path(verifier_dir)))
+        run.log_model_input("classifier", model_digest(Path(classifier_dir)))
 
         def log_epoch(epoch: int, record: dict[str, float]) -> None:
             run.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
@@ -119,14 +124,10 @@ def run_train_anonymizer(
         metrics = write_metrics(context.metrics, result.metrics)
         plots = write_plots(result.history, result.metrics, result.examples, context.plots)
 
-        run.log_metrics(metrics)
-        for path in (context.metrics, out / SPEC_FILE, out / "history.json"):
-            run.log_artifact(path)
-        for plot in plots:
-            run.log_artifact(plot, "plots")
-        log_state_dict_model(model_path, result.spec, context.registered_name(REGISTERED_NAME))
-    # The outputs are complete: the checkpoints are no longer needed to finish this run.
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        model = TrainedModel(out, result.spec, int(result.spec["image_size"]), _description(result.metrics))
+        artifacts = (context.metrics, out / SPEC_FILE, out / "history.json")
+        registered_name = context.registered_name(REGISTERED_NAME)
+        finish_training_run(run, model, metrics, artifacts, plots, registered_name, checkpoint_dir)
     original, anonymized = result.metrics["original"], result.metrics["anonymized"]
     log.info(
         "train_anonymizer on %s: validation re-ID AUC %.4f -> %.4f (%.4f-%.4f), classifier AUC %.4f -> "
@@ -144,3 +145,16 @@ def run_train_anonymizer(
         out,
     )
     return metrics
+
+
+def _description(metrics: dict[str, Any]) -> str:
+    """The registered version's description: what the model is, what it was trained on, how well it does."""
+    data, generator = metrics["data"], metrics["generator"]
+    original, anonymized = metrics["original"], metrics["anonymized"]
+    return (
+        f"Chest radiograph anonymizer: a smooth deformation generator (bound mu = {generator['mu']:g}). "
+        f"Trained on {data['train_images']} images of {data['train_patients']} patients at "
+        f"{data['image_size']} px; validation re-identification AUC {original['reid_auc']:.4f} -> "
+        f"{anonymized['reid_auc']:.4f}, classifier AUC {original['classifier_auc']:.4f} -> "
+        f"{anonymized['classifier_auc']:.4f}."
+    )

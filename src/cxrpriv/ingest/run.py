@@ -41,7 +41,7 @@ def run_preprocess(
     from cxrpriv.ingest.report import write_plots
     from cxrpriv.ingest.sources import open_source, read_uri
     from cxrpriv.ingest.stage import preprocess
-    from cxrpriv.tracking import stage_run
+    from cxrpriv.tracking import dataset_digest, stage_run
 
     out = context.out
     local_source = None if str(source_uri).startswith("s3://") else Path(source_uri)
@@ -82,6 +82,7 @@ def run_preprocess(
         for path, size in sorted(zip(result.files["path"], result.files["size"], strict=True)):
             digest.update(f"{path}\0{size}\n".encode())
         run.set_tags({"cxrpriv.input_hash": digest.hexdigest()[:16]})
+        run.set_output_digest(dataset_digest(out))
         context.metrics.parent.mkdir(parents=True, exist_ok=True)
         context.metrics.write_text(json.dumps(result.metrics, indent=1, sort_keys=True) + "\n")
         run.log_metrics(result.metrics)
