@@ -221,12 +221,16 @@ def test_parents_created_by_a_race_are_folded_into_the_earliest(monkeypatch, iso
     assert [r.info.run_id for r in live] == [first.info.run_id]
     assert client.get_run(loser.info.run_id).info.lifecycle_stage == "deleted"
     assert client.get_run(orphan.info.run_id).data.tags["mlflow.parentRunId"] == first.info.run_id
-    children = [r for r in _runs(isolated_mlflow) if r.data.tags.get("mlflow.parentRunId") == first.info.run_id]
+    children = [
+        r for r in _runs(isolated_mlflow) if r.data.tags.get("mlflow.parentRunId") == first.info.run_id
+    ]
     assert len(children) == 3  # synthesize, the orphan, preprocess
 
 
 @pytest.mark.slow  # a fresh MLflow SQLite store: ~6 s
-def test_a_single_cli_call_has_no_parent_and_logs_datasets_with_digests(tmp_path, monkeypatch, isolated_mlflow):
+def test_a_single_cli_call_has_no_parent_and_logs_datasets_with_digests(
+    tmp_path, monkeypatch, isolated_mlflow
+):
     from cxrpriv.tracking import dataset_digest
 
     monkeypatch.delenv("CXRPRIV_PIPELINE_RUN", raising=False)
@@ -242,8 +246,10 @@ def test_a_single_cli_call_has_no_parent_and_logs_datasets_with_digests(tmp_path
     assert "mlflow.parentRunId" not in found.data.tags
     (logged,) = found.inputs.dataset_inputs
     assert logged.dataset.name == "ingested"
-    assert logged.dataset.digest == dataset_digest(dataset) == hash_inputs(
-        [dataset / "manifest.parquet", dataset / "state.json"]
+    assert (
+        logged.dataset.digest
+        == dataset_digest(dataset)
+        == hash_inputs([dataset / "manifest.parquet", dataset / "state.json"])
     )
     (dataset / "state.json").write_text('{"anonymizer": {}}')
     assert dataset_digest(dataset) != logged.dataset.digest

@@ -88,8 +88,8 @@ def model_signature(spec: Mapping[str, Any], input_size: int) -> Any:
     module = build_from_spec(spec).eval()
     blank = np.zeros((2, 1, input_size, input_size), dtype=np.float32)
     out = serve(module, blank)
-    images = TensorSpec(np.dtype(np.float32), (-1, 1, input_size, input_size), "images")
-    output = TensorSpec(out.dtype, (-1, *out.shape[1:]), "output")
+    images = TensorSpec(np.dtype(np.float32), (-1, 1, input_size, input_size))
+    output = TensorSpec(out.dtype, (-1, *out.shape[1:]))
     return ModelSignature(inputs=Schema([images]), outputs=Schema([output]))
 
 
