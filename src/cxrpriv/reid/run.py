@@ -89,7 +89,8 @@ def run_train_reid(config: TrainReidConfig, ingest_dir: Path, context: StageCont
         auc = result.metrics["verification"]["auc"]["value"]
         plots = write_plots(result.roc, auc, result.history, result.retrieval, context.plots)
 
-        model = TrainedModel(out, result.spec, int(result.spec["image_size"]), _description(result.metrics))
+        size, description = int(result.spec["image_size"]), _description(result.metrics)
+        model = TrainedModel(out, result.spec, size, description, input_channels=2)  # scores film pairs
         artifacts = (context.metrics, out / SPEC_FILE, out / "history.json")
         registered_name = context.registered_name(REGISTERED_NAME)
         finish_training_run(run, model, metrics, artifacts, plots, registered_name, checkpoint_dir)

@@ -22,12 +22,14 @@ from cxrpriv.training.artifacts import MODEL_FILE, model_digest
 class TrainedModel:
     """A trained model as its stage wrote it: the output folder holding ``model.pt`` and ``spec.json``,
     the builder ``spec`` the registry rebuilds it from, the square ``input_size`` it takes, and what its
-    registered version says about it (``description``: what it is, its training set size, its key metric)."""
+    registered version says about it (``description``: what it is, its training set size, its key metric);
+    ``input_channels``: 2 for a model whose forward takes pairs of films (the verifier)."""
 
     out: Path
     spec: Mapping[str, Any]
     input_size: int
     description: str
+    input_channels: int = 1
 
 
 def finish_training_run(
@@ -51,7 +53,7 @@ def finish_training_run(
         run.log_artifact(plot, "plots")
     digest = model_digest(model.out)
     run.set_output_digest(digest)
-    card = ModelCard(model.description, digest, model.input_size)
+    card = ModelCard(model.description, digest, model.input_size, model.input_channels)
     uri = log_state_dict_model(model.out / MODEL_FILE, model.spec, registered_name, card)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return uri

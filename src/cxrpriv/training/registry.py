@@ -4,7 +4,8 @@ MLflow's PyTorch flavour pickles whole modules (or exports a fixed-batch graph);
 dict, so the registered model is a pyfunc whose artifacts are the state dict and the builder's arguments.
 Loading calls the builder (a ``module:function`` path in this library) and ``load_state_dict`` with
 ``weights_only=True``. ``predict`` takes float images [n, 1, H, W] in [0, 1] and returns the module's output
-(its ``predict_images`` method's, where it has one); the model's signature says so, with the output shape of
+(its ``predict_images`` method's, where it has one; the verifier's forward takes pairs [n, 2, H, W]); the
+model's signature says so, with the output shape of
 one dry forward pass.
 
 Each registered version has a description (what the model is, its training set size, its key metric, from
@@ -35,11 +36,13 @@ RELEASED_ALIAS = "released"
 @dataclass(frozen=True)
 class ModelCard:
     """What a registered version says about itself: ``description`` (what the model is, its training set
-    size, its key metric), ``digest`` (its files' content digest) and ``input_size`` (H = W of its input)."""
+    size, its key metric), ``digest`` (its files' content digest), ``input_size`` (H = W of its input) and
+    ``input_channels`` (1: films; 2: the verifier's forward, which scores pairs of films stacked)."""
 
     description: str
     digest: str
     input_size: int
+    input_channels: int = 1
 
 
 def build_from_spec(spec: Mapping[str, Any]) -> torch.nn.Module:
@@ -79,16 +82,16 @@ def serve(module: torch.nn.Module, images: np.ndarray) -> np.ndarray:
         return forward(torch.as_tensor(images)).numpy()
 
 
-def model_signature(spec: Mapping[str, Any], input_size: int) -> Any:
-    """The MLflow signature: float32 images [-1, 1, size, size] in, the output of one dry forward pass of the
-    (untrained) module on two blank films, with the batch axis free."""
+def model_signature(spec: Mapping[str, Any], input_size: int, channels: int = 1) -> Any:
+    """The MLflow signature: float32 images [-1, channels, size, size] in, the output of one dry forward
+    pass of the (untrained) module on two blank inputs, with the batch axis free."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
     module = build_from_spec(spec).eval()
-    blank = np.zeros((2, 1, input_size, input_size), dtype=np.float32)
+    blank = np.zeros((2, channels, input_size, input_size), dtype=np.float32)
     out = serve(module, blank)
-    images = TensorSpec(np.dtype(np.float32), (-1, 1, input_size, input_size))
+    images = TensorSpec(np.dtype(np.float32), (-1, channels, input_size, input_size))
     output = TensorSpec(out.dtype, (-1, *out.shape[1:]))
     return ModelSignature(inputs=Schema([images]), outputs=Schema([output]))
 
@@ -104,7 +107,9 @@ def log_state_dict_model(
     version described and tagged by ``card``); returns the model URI."""
     import mlflow.pyfunc
 
-    signature = model_signature(spec, card.input_size)  # fails here, not at load time, on a bad spec
+    signature = model_signature(
+        spec, card.input_size, card.input_channels
+    )  # fails here, not at load time, on a bad spec
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / "spec.json"
         spec_path.write_text(json.dumps(dict(spec), indent=2))
