@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -231,7 +232,7 @@ def test_parents_created_by_a_race_are_folded_into_the_earliest(monkeypatch, iso
 def test_a_single_cli_call_has_no_parent_and_logs_datasets_with_digests(
     tmp_path, monkeypatch, isolated_mlflow
 ):
-    from cxrpriv.tracking import dataset_digest
+    from cxrpriv.dataset import dataset_digest
 
     monkeypatch.delenv("CXRPRIV_PIPELINE_RUN", raising=False)
     dataset = tmp_path / "ingest"
@@ -246,13 +247,12 @@ def test_a_single_cli_call_has_no_parent_and_logs_datasets_with_digests(
     assert "mlflow.parentRunId" not in found.data.tags
     (logged,) = found.inputs.dataset_inputs
     assert logged.dataset.name == "ingested"
-    assert (
-        logged.dataset.digest
-        == dataset_digest(dataset)
-        == hash_inputs([dataset / "manifest.parquet", dataset / "state.json"])
-    )
-    (dataset / "state.json").write_text('{"anonymizer": {}}')
-    assert dataset_digest(dataset) != logged.dataset.digest
+    assert logged.dataset.digest == dataset_digest(dataset)
+    # the digest follows the content (an anonymized copy differs in its state), not the location
+    moved = Path(shutil.copytree(dataset, tmp_path / "moved"))
+    assert dataset_digest(moved) == logged.dataset.digest
+    (moved / "state.json").write_text('{"anonymizer": {}}')
+    assert dataset_digest(moved) != logged.dataset.digest
 
 
 def test_a_pipeline_run_name_with_a_quote_is_refused(monkeypatch):

@@ -181,15 +181,6 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def dataset_digest(directory: Path) -> str:
-    """The content digest of a dataset in the ingest format (the ingested or the anonymized dataset): its
-    manifest and its state, which together name every image, its split and how the pixels were made."""
-    from cxrpriv.dataset import STATE_FILE, manifest_path
-
-    directory = Path(directory)
-    return hash_inputs([p for p in (manifest_path(directory), directory / STATE_FILE) if p.is_file()])
-
-
 class StageRun:
     """A handle for logging into the active stage run (and, for headline numbers, its pipeline's parent)."""
 

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from cxrpriv.cli import main
+from cxrpriv.dataset import dataset_digest
 from cxrpriv.evaluate.decision import DECISION_FILE
 from cxrpriv.networks.backbones import build_backbone
 from cxrpriv.release import RELEASE_MANIFEST_FILE
-from cxrpriv.tracking import dataset_digest, file_digest, stage_run
+from cxrpriv.tracking import file_digest, stage_run
 from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE, model_digest
 from cxrpriv.training.checkpoint import save_state_dict
 from cxrpriv.training.registry import ModelCard, log_state_dict_model

@@ -41,7 +41,8 @@ def run_train_anonymizer(
     MLflow run; returns the metrics. ``context.restart`` discards an interrupted run's checkpoints first."""
     from cxrpriv.anonymize.report import write_plots
     from cxrpriv.anonymize.stage import train_anonymizer
-    from cxrpriv.tracking import dataset_digest, file_digest, hash_inputs, stage_run
+    from cxrpriv.dataset import dataset_digest
+    from cxrpriv.tracking import file_digest, hash_inputs, stage_run
     from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE, finite, model_digest, write_metrics
     from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict
     from cxrpriv.training.finish import TrainedModel, finish_training_run

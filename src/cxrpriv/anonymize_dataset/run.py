@@ -25,7 +25,8 @@ def run_anonymize(
     train_anonymizer output); returns the metrics."""
     from cxrpriv.anonymize_dataset.methods import build_method
     from cxrpriv.anonymize_dataset.stage import anonymize_dataset
-    from cxrpriv.tracking import dataset_digest, hash_inputs, stage_run
+    from cxrpriv.dataset import dataset_digest
+    from cxrpriv.tracking import hash_inputs, stage_run
     from cxrpriv.training.accelerator import select_accelerator
     from cxrpriv.training.artifacts import model_digest, write_metrics
 

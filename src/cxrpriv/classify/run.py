@@ -43,7 +43,8 @@ def run_train_classifier(
     from cxrpriv.classify.model import classifier_artifact_spec
     from cxrpriv.classify.report import write_plots
     from cxrpriv.classify.stage import train_classifier
-    from cxrpriv.tracking import dataset_digest, file_digest, hash_inputs, stage_run
+    from cxrpriv.dataset import dataset_digest
+    from cxrpriv.tracking import file_digest, hash_inputs, stage_run
     from cxrpriv.training.accelerator import select_accelerator
     from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE
     from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict

@@ -48,7 +48,8 @@ def _inputs_exist(inputs: Any) -> list[Path]:
 
 def _log_inputs(run: Any, inputs: Any) -> None:
     """The datasets (``mlflow.log_input``) and the frozen models (digests) this evaluation reads."""
-    from cxrpriv.tracking import dataset_digest, file_digest
+    from cxrpriv.dataset import dataset_digest
+    from cxrpriv.tracking import file_digest
     from cxrpriv.training.artifacts import model_digest
 
     run.log_dataset("ingested", Path(inputs.original), dataset_digest(inputs.original))

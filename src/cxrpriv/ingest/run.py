@@ -37,11 +37,12 @@ def run_preprocess(
     the metrics. ``pseudonym_map``, if given, receives original patient ID -> pseudonym, and ``path_map``
     (``log_paths: keyed`` only) keyed tag -> source path; both are identifying, refused inside the output
     or source."""
+    from cxrpriv.dataset import dataset_digest
     from cxrpriv.ingest.labels import LabelsTable
     from cxrpriv.ingest.report import write_plots
     from cxrpriv.ingest.sources import open_source, read_uri
     from cxrpriv.ingest.stage import preprocess
-    from cxrpriv.tracking import dataset_digest, stage_run
+    from cxrpriv.tracking import stage_run
 
     out = context.out
     local_source = None if str(source_uri).startswith("s3://") else Path(source_uri)

@@ -31,9 +31,10 @@ def run_train_reid(config: TrainReidConfig, ingest_dir: Path, context: StageCont
     """Train and evaluate the verifier on the ingest output ``ingest_dir``, write its outputs, metrics and
     plots, and log one MLflow run; returns the metrics. ``context.restart`` discards the checkpoint of an
     interrupted run first; the model is registered under ``context.registered_name(REGISTERED_NAME)``."""
+    from cxrpriv.dataset import dataset_digest
     from cxrpriv.reid.report import write_plots
     from cxrpriv.reid.stage import train_reid
-    from cxrpriv.tracking import dataset_digest, hash_inputs, stage_run
+    from cxrpriv.tracking import hash_inputs, stage_run
     from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE, finite, write_metrics
     from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict
     from cxrpriv.training.finish import TrainedModel, finish_training_run

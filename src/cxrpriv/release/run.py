@@ -38,9 +38,10 @@ def run_release(
     leftover PHI."""
     from tqdm import tqdm
 
+    from cxrpriv.dataset import dataset_digest
     from cxrpriv.evaluate.decision import read_decision
     from cxrpriv.release.stage import ReleaseRequest, check_gate, open_release_input, release
-    from cxrpriv.tracking import dataset_digest, hash_inputs, stage_run
+    from cxrpriv.tracking import hash_inputs, stage_run
 
     decision = read_decision(decision_path)
     context.plots.mkdir(parents=True, exist_ok=True)  # the stage has no plots; DVC wants its folder to exist
@@ -91,9 +92,10 @@ def alias_release_models(dataset_dir: Path, decision_path: Path, out: Path) -> l
     on the registered versions of the models that made it, found by digest through the MLflow runs that
     made its inputs (the anonymizer behind ``dataset_dir``, the verifier and classifier behind the decision
     at ``decision_path``), and record them in the release manifest under ``registered_models``."""
+    from cxrpriv.dataset import dataset_digest
     from cxrpriv.evaluate.decision import DECISION_FILE
     from cxrpriv.release import RELEASE_MANIFEST_FILE
-    from cxrpriv.tracking import dataset_digest, file_digest, models_behind
+    from cxrpriv.tracking import file_digest, models_behind
     from cxrpriv.training.registry import alias_released_models
 
     decision_file = decision_path / DECISION_FILE if decision_path.is_dir() else decision_path
