@@ -155,7 +155,9 @@ def bench_anonymizer(ingest: Path, priors: Path, steps_per_epoch: int, epochs: i
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        result = train_anonymizer(config, ingest, verifier, classifier, priors, root / "ck", progress=False)
+        result = train_anonymizer(
+            config, ingest, verifier, classifier, priors, checkpoint_dir=root / "ck", progress=False
+        )
         training = _summary(
             f"anonymizer U-Net {config.widths[0]}..{config.widths[-1]} {config.image_size}px, helpers "
             f"{config.helpers}",

@@ -26,6 +26,7 @@ there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 from collections.abc import Callable
@@ -62,6 +63,23 @@ DEID_KEY_SECRET_KEY = "key"
 # IAM role for the service account).
 S3_SECRET = "cxrpriv-s3"
 S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION")
+# MLflow tracking from pods: every task gets these from a config map and a secret of the same name, both
+# optional (a cluster without them runs; the runs then go to a SQLite store in the pod's state folder and
+# are lost with it, cxrpriv.tracking warns). The config map says where (the tracking server, a new
+# experiment's artifact root, the experiment, an S3-compatible artifact store's endpoint); the secret holds
+# the server's credentials and, for an artifact store the pods write directly (not needed behind a proxying
+# `mlflow server --serve-artifacts`), its S3 keys, given to every task but those that read the archive,
+# which take the AWS variables from the archive's secret.
+TRACKING_CONFIG_MAP = "cxrpriv-tracking"
+TRACKING_CONFIG_KEYS = (
+    "MLFLOW_TRACKING_URI",
+    "CXRPRIV_ARTIFACT_ROOT",
+    "CXRPRIV_EXPERIMENT",
+    "MLFLOW_S3_ENDPOINT_URL",
+)
+TRACKING_SECRET = "cxrpriv-tracking"
+TRACKING_SECRET_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+ARTIFACT_STORE_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 # Checkpoints (compiled with --checkpoint-pvc): the PVC named by the `checkpoint_pvc` parameter is mounted
 # here in every training task; each run keeps its checkpoints under <mount>/<run ID>/<stage>, so a retried
 # pod resumes from its last finished epoch and no later run resumes from an old one.
@@ -169,6 +187,80 @@ def partitioned_ingest(
     return merge, part
 
 
+def _tracking_env(task: dsl.PipelineTask, *, reads_archive: bool) -> None:
+    """The MLflow tracking settings of every task (see TRACKING_CONFIG_MAP), all optional."""
+    kubernetes.use_config_map_as_env(
+        task,
+        config_map_name=TRACKING_CONFIG_MAP,
+        config_map_key_to_env={k: k for k in TRACKING_CONFIG_KEYS},
+        optional=True,
+    )
+    keys = TRACKING_SECRET_KEYS + (() if reads_archive else ARTIFACT_STORE_SECRET_KEYS)
+    _secret_env(task, TRACKING_SECRET, {k: k for k in keys})
+
+
+@dataclasses.dataclass
+class _InputTasks:
+    """The tasks that bring the data in: the label priors, the ingest (whose ``dataset`` the rest of the
+    graph reads), the answer-key input of the steps that take one, every input task (for the tracking env)
+    and those of them that read the archive (they hold its S3 secret)."""
+
+    label_priors: dsl.PipelineTask
+    ingest: dsl.PipelineTask
+    answer_key: dict[str, Any]
+    tasks: tuple[dsl.PipelineTask, ...]
+    archive_readers: tuple[dsl.PipelineTask, ...]
+
+
+def _input_tasks(
+    p: dict[str, Any], run: dict[str, Any], *, demo: bool, ingest_partitions: int
+) -> _InputTasks:
+    """The demo's cohort, or the own archive read in place (one ingest task or ``ingest_partitions``)."""
+    key = {"throwaway_key": p["throwaway_key"], "key_version": p["key_version"]}
+    if demo:
+        cohort_task = synthesize(config_json=p["synthesize_config"], **run)
+        cpu_task(cohort_task, cpus="2", memory="8G")
+        cohort = cohort_task.outputs["cohort"]
+        label_priors = priors(config_json=p["priors_config"], cohort=cohort, **run)
+        ingest = preprocess(config_json=p["preprocess_config"], cohort=cohort, **key, **run)
+        answer_key = {"cohort": cohort}  # the synthetic answer key: clean labels and masks
+        inputs: tuple[dsl.PipelineTask, ...] = (cohort_task, label_priors, ingest)
+    else:
+        s3 = {"s3_endpoint_url": p["s3_endpoint_url"]}
+        label_priors = priors(
+            config_json=p["priors_config"],
+            labels_uri=p["labels_uri"],
+            reread_uri=p["reread_uri"],
+            reread_layout=p["reread_layout"],
+            **s3,
+            **run,
+        )
+        if ingest_partitions > 1:
+            ingest, source_reader = partitioned_ingest(p, ingest_partitions, run)
+        else:
+            ingest = source_reader = preprocess(
+                config_json=p["preprocess_config"],
+                source_uri=p["source_uri"],
+                labels_uri=p["labels_uri"],
+                **s3,
+                **key,
+                **run,
+            )
+        answer_key = {}  # a real archive has none: metrics against the text-mined labels
+        inputs = (label_priors, source_reader) + (() if ingest is source_reader else (ingest,))
+        for task in (label_priors, source_reader):
+            # their input lives outside the pipeline: a cached result would miss new files
+            task.set_caching_options(False)
+            _secret_env(task, S3_SECRET, {k: k for k in S3_SECRET_KEYS})
+        ingest.set_caching_options(False)  # a merge of uncached partitions: nothing to reuse
+    cpu_task(label_priors, cpus="2", memory="4G")
+    cpu_task(ingest, cpus="2", memory="8G")
+    _secret_env(ingest, DEID_KEY_SECRET, {DEID_KEY_SECRET_KEY: "CXRPRIV_DEID_KEY"})
+    return _InputTasks(
+        label_priors, ingest, answer_key, inputs, () if demo else (label_priors, source_reader)
+    )
+
+
 def build_pipeline(
     params_file: Path = DEFAULT_PARAMS_FILE,
     profile: str | None = None,
@@ -192,44 +284,8 @@ def build_pipeline(
 
     def graph(p: dict[str, Any]) -> None:
         run = {"profile": p["profile"], "pipeline_run": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
-        key = {"throwaway_key": p["throwaway_key"], "key_version": p["key_version"]}
-        if demo:
-            cohort_task = synthesize(config_json=p["synthesize_config"], **run)
-            cpu_task(cohort_task, cpus="2", memory="8G")
-            cohort = cohort_task.outputs["cohort"]
-            label_priors = priors(config_json=p["priors_config"], cohort=cohort, **run)
-            ingest = preprocess(config_json=p["preprocess_config"], cohort=cohort, **key, **run)
-            answer_key = {"cohort": cohort}  # the synthetic answer key: clean labels and masks
-        else:
-            s3 = {"s3_endpoint_url": p["s3_endpoint_url"]}
-            label_priors = priors(
-                config_json=p["priors_config"],
-                labels_uri=p["labels_uri"],
-                reread_uri=p["reread_uri"],
-                reread_layout=p["reread_layout"],
-                **s3,
-                **run,
-            )
-            if ingest_partitions > 1:
-                ingest, source_reader = partitioned_ingest(p, ingest_partitions, run)
-            else:
-                ingest = source_reader = preprocess(
-                    config_json=p["preprocess_config"],
-                    source_uri=p["source_uri"],
-                    labels_uri=p["labels_uri"],
-                    **s3,
-                    **key,
-                    **run,
-                )
-            answer_key = {}  # a real archive has none: metrics against the text-mined labels
-            for task in (label_priors, source_reader):
-                # their input lives outside the pipeline: a cached result would miss new files
-                task.set_caching_options(False)
-                _secret_env(task, S3_SECRET, {k: k for k in S3_SECRET_KEYS})
-            ingest.set_caching_options(False)  # a merge of uncached partitions: nothing to reuse
-        cpu_task(label_priors, cpus="2", memory="4G")
-        cpu_task(ingest, cpus="2", memory="8G")
-        _secret_env(ingest, DEID_KEY_SECRET, {DEID_KEY_SECRET_KEY: "CXRPRIV_DEID_KEY"})
+        sources = _input_tasks(p, run, demo=demo, ingest_partitions=ingest_partitions)
+        label_priors, ingest, answer_key = sources.label_priors, sources.ingest, sources.answer_key
         checkpoints = (
             {"checkpoint_dir": CHECKPOINT_MOUNT, "checkpoint_run": dsl.PIPELINE_JOB_ID_PLACEHOLDER}
             if checkpoint_pvc
@@ -297,6 +353,8 @@ def build_pipeline(
         )
         cpu_task(published, cpus="2", memory="8G")
         _secret_env(published, DEID_KEY_SECRET, {DEID_KEY_SECRET_KEY: "CXRPRIV_DEID_KEY"})
+        for task in (*sources.tasks, verifier, classifier, generator, anonymized, evaluation, published):
+            _tracking_env(task, reads_archive=any(task is t for t in sources.archive_readers))
 
     if demo:
         name, description = DEMO_PIPELINE_NAME, "cxr-privacy on the synthetic demo cohort."

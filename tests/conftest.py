@@ -43,6 +43,8 @@ def isolated_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     store = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{store / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # a component called in-process (tests of the KFP edge) sets the pipeline execution in os.environ
+    monkeypatch.delenv("CXRPRIV_PIPELINE_RUN", raising=False)
     monkeypatch.chdir(store)  # artifacts of a SQLite store default to ./mlruns
     return uri
 

@@ -17,6 +17,8 @@ from pipelines.cxr_privacy import (
     CHECKPOINT_MOUNT,
     DEID_KEY_SECRET,
     S3_SECRET,
+    TRACKING_CONFIG_MAP,
+    TRACKING_SECRET,
     TRAINING_TASKS,
     build_pipeline,
     main,
@@ -209,6 +211,24 @@ def test_own_archive_pipeline_takes_a_source_and_rereads_it_on_every_run(tmp_pat
     for name in TRAINING_TASKS:
         assert tasks[name.replace("_", "-")]["retryPolicy"]["maxRetryCount"] == 2, name
     assert not any("pvcMount" in executor for executor in platform.values())
+
+
+@pytest.mark.parametrize("demo", [False, True])
+def test_every_task_takes_the_tracking_settings_from_an_optional_config_map_and_secret(tmp_path, demo):
+    spec, platform = _compiled(tmp_path, demo=demo)
+    executors = {f"exec-{name}" for name in spec["root"]["dag"]["tasks"]}
+    assert executors <= set(platform)
+    for name in executors:
+        (config,) = [c for c in platform[name]["configMapAsEnv"] if c["configMapName"] == TRACKING_CONFIG_MAP]
+        assert config["optional"] is True
+        assert {k["envVar"] for k in config["keyToEnv"]} >= {"MLFLOW_TRACKING_URI", "CXRPRIV_ARTIFACT_ROOT"}
+        (secret,) = [s for s in platform[name]["secretAsEnv"] if s["secretName"] == TRACKING_SECRET]
+        assert secret["optional"] is True
+        env = {k["envVar"] for k in secret["keyToEnv"]}
+        assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= env
+        # the steps reading the archive take the AWS variables from the archive's secret only
+        reads_archive = not demo and name in ("exec-preprocess", "exec-priors")
+        assert ("AWS_ACCESS_KEY_ID" in env) is not reads_archive, name
 
 
 def test_demo_pipeline_synthesizes_caches_everything_and_gives_the_answer_key(tmp_path: Path):
@@ -405,9 +425,9 @@ def test_partitioned_ingest_compiles_to_a_parallel_for_and_a_merge_feeding_the_g
     assert not caching["preprocess-merge"] and not caching["priors"]
     assert all(on for name, on in caching.items() if name not in ("preprocess-merge", "priors")), caching
     # each partition task gets the key and the S3 credentials, as the single ingest task does; the merge,
-    # which reads only the partials, gets the key alone
-    assert _secrets(platform, "exec-preprocess-partition") == {DEID_KEY_SECRET, S3_SECRET}
-    assert _secrets(platform, "exec-preprocess-merge") == {DEID_KEY_SECRET}
+    # which reads only the partials, gets the key alone; both get the tracking settings, like every task
+    assert _secrets(platform, "exec-preprocess-partition") == {DEID_KEY_SECRET, S3_SECRET, TRACKING_SECRET}
+    assert _secrets(platform, "exec-preprocess-merge") == {DEID_KEY_SECRET, TRACKING_SECRET}
     executors = spec["deploymentSpec"]["executors"]
     for name in ("exec-preprocess-partition", "exec-preprocess-merge"):
         assert executors[name]["container"]["resources"]["resourceCpuRequest"] == "2", name

@@ -96,14 +96,15 @@ def test_submit_on_an_archive_sends_the_source_and_keeps_the_compiled_caching(re
     # no enable_caching was sent: ingest and priors stay uncached, as compiled
     cached = _cached(spec)
     assert not cached["preprocess"] and not cached["priors"] and cached["train-reid"]
-    # the platform spec travels with it: the secrets the ingest step reads
+    # the platform spec travels with it: the secrets the ingest step reads (the archive's, the key, and the
+    # tracking settings every task reads)
     secrets = {
         e["secretName"]
         for e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-preprocess"][
             "secretAsEnv"
         ]
     }
-    assert secrets == {"cxrpriv-s3", "cxrpriv-deid-key"}
+    assert secrets == {"cxrpriv-s3", "cxrpriv-deid-key", "cxrpriv-tracking"}
 
 
 def test_submit_without_a_source_runs_the_demo_pipeline(requests: Requests):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +19,17 @@ def test_stage_run_records_params_metrics_tags_and_artifacts(tmp_path: Path, mon
     data.write_text("x")
     plot = tmp_path / "plot.png"
     plot.write_bytes(b"\x89PNG fake")
-    with stage_run("synthesize", {"synthesize": {"seed": 3, "mix": {"a": 0.5}}}, "default", [data]) as run:
+    with stage_run(
+        "synthesize", {"synthesize": {"seed": 3, "mix": {"a": 0.5}}}, "default", inputs=[data]
+    ) as run:
         run.log_metrics({"auc": 0.7, "nested": {"x": 1}, "label": "text is skipped"})
         run.log_artifact(plot, "plots")
     client = mlflow.MlflowClient(tracking_uri=isolated_mlflow)
-    (found,) = client.search_runs([client.get_experiment_by_name("cxr-privacy").experiment_id])
+    (found,) = client.search_runs(
+        [client.get_experiment_by_name("cxr-privacy").experiment_id], "tags.`cxrpriv.stage` = 'synthesize'"
+    )
     assert found.info.status == "FINISHED"
+    assert found.info.run_name == "pipe-123/synthesize"
     assert found.data.params == {"synthesize.seed": "3", "synthesize.mix.a": "0.5"}
     assert found.data.metrics == {"auc": 0.7, "nested.x": 1.0}
     tags = found.data.tags
@@ -166,3 +172,93 @@ def test_importing_the_library_does_not_touch_mlflow():
     if done.returncode not in (0, 3):
         pytest.fail(f"import failed:\n{done.stdout}{done.stderr[-2000:]}")
     assert done.returncode == 0, f"mlflow imported while importing:\n{done.stdout}"
+
+
+# --- a pipeline execution: one parent run, stage runs nested under it -----------------------------------
+
+
+def _runs(uri: str) -> list:
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("cxr-privacy")
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+@pytest.mark.slow  # a fresh MLflow SQLite store: ~6 s
+def test_stage_runs_of_one_execution_nest_under_one_parent_with_the_headline(monkeypatch, isolated_mlflow):
+    monkeypatch.setenv("CXRPRIV_PIPELINE_RUN", "pipe-7")
+    with stage_run("priors", {}, "default", input_hash="a"):
+        pass
+    with stage_run("evaluate", {}, "default", input_hash="b") as run:
+        assert run.log_to_pipeline({"headline.attacker_auc_mean": 0.61}, {"cxrpriv.release_decision": "pass"})
+    monkeypatch.setenv("CXRPRIV_PIPELINE_RUN", "pipe-8")  # another execution: its own parent
+    with stage_run("priors", {}, "default", input_hash="a"):
+        pass
+    runs = _runs(isolated_mlflow)
+    parents = [r for r in runs if r.data.tags.get("cxrpriv.run_role") == "pipeline"]
+    assert sorted(p.info.run_name for p in parents) == ["pipe-7", "pipe-8"]
+    (parent,) = [p for p in parents if p.info.run_name == "pipe-7"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(c.info.run_name for c in children) == ["pipe-7/evaluate", "pipe-7/priors"]
+    assert parent.data.metrics == {"headline.attacker_auc_mean": 0.61}
+    assert parent.data.tags["cxrpriv.release_decision"] == "pass"
+    assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.slow  # a fresh MLflow SQLite store: ~6 s
+def test_parents_created_by_a_race_are_folded_into_the_earliest(monkeypatch, isolated_mlflow):
+    """Two pods that both found no parent both create one: the next stage run keeps the earliest, moves the
+    other's children under it and deletes it."""
+    monkeypatch.setenv("CXRPRIV_PIPELINE_RUN", "pipe-race")
+    client = mlflow.MlflowClient(tracking_uri=isolated_mlflow)
+    with stage_run("synthesize", {}, "default", input_hash="a"):
+        pass  # creates the experiment and the first parent
+    experiment_id = client.get_experiment_by_name("cxr-privacy").experiment_id
+    (first,) = [r for r in _runs(isolated_mlflow) if r.data.tags.get("cxrpriv.run_role") == "pipeline"]
+    tags = {"cxrpriv.pipeline_run": "pipe-race", "cxrpriv.run_role": "pipeline"}
+    loser = client.create_run(experiment_id, run_name="pipe-race", tags=tags)
+    orphan = client.create_run(experiment_id, tags={"mlflow.parentRunId": loser.info.run_id})
+    client.set_terminated(orphan.info.run_id)
+    with stage_run("preprocess", {}, "default", input_hash="b"):
+        pass
+    live = [r for r in _runs(isolated_mlflow) if r.data.tags.get("cxrpriv.run_role") == "pipeline"]
+    assert [r.info.run_id for r in live] == [first.info.run_id]
+    assert client.get_run(loser.info.run_id).info.lifecycle_stage == "deleted"
+    assert client.get_run(orphan.info.run_id).data.tags["mlflow.parentRunId"] == first.info.run_id
+    children = [
+        r for r in _runs(isolated_mlflow) if r.data.tags.get("mlflow.parentRunId") == first.info.run_id
+    ]
+    assert len(children) == 3  # synthesize, the orphan, preprocess
+
+
+@pytest.mark.slow  # a fresh MLflow SQLite store: ~6 s
+def test_a_single_cli_call_has_no_parent_and_logs_datasets_with_digests(
+    tmp_path, monkeypatch, isolated_mlflow
+):
+    from cxrpriv.dataset import dataset_digest
+
+    monkeypatch.delenv("CXRPRIV_PIPELINE_RUN", raising=False)
+    dataset = tmp_path / "ingest"
+    dataset.mkdir()
+    (dataset / "manifest.parquet").write_bytes(b"manifest bytes")
+    (dataset / "state.json").write_text("{}")
+    with stage_run("train_reid", {}, "default", input_hash="a") as run:
+        run.log_dataset("ingested", dataset, dataset_digest(dataset))
+        assert not run.log_to_pipeline({"headline.x": 1.0}, {})
+    (found,) = _runs(isolated_mlflow)
+    assert found.info.run_name == "train_reid"
+    assert "mlflow.parentRunId" not in found.data.tags
+    (logged,) = found.inputs.dataset_inputs
+    assert logged.dataset.name == "ingested"
+    assert logged.dataset.digest == dataset_digest(dataset)
+    # the digest follows the content (an anonymized copy differs in its state), not the location
+    moved = Path(shutil.copytree(dataset, tmp_path / "moved"))
+    assert dataset_digest(moved) == logged.dataset.digest
+    (moved / "state.json").write_text('{"anonymizer": {}}')
+    assert dataset_digest(moved) != logged.dataset.digest
+
+
+def test_a_pipeline_run_name_with_a_quote_is_refused(monkeypatch):
+    from cxrpriv.tracking import _filter_value
+
+    with pytest.raises(ValueError, match="CXRPRIV_PIPELINE_RUN"):
+        _filter_value("a' or '1", "CXRPRIV_PIPELINE_RUN")

@@ -28,6 +28,7 @@ the pseudonym map) turns them back into paths.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -106,6 +107,16 @@ class DatasetError(ValueError):
 
 def manifest_path(root: Path) -> Path:
     return Path(root) / MANIFEST_FILE
+
+
+def dataset_digest(root: Path) -> str:
+    """A content digest of the dataset at ``root`` (16 hex digits): its manifest and its state, which
+    together name every image, its split and how its pixels were made; what MLflow records of it."""
+    digest = hashlib.sha256()
+    for path in (manifest_path(root), Path(root) / STATE_FILE):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def files_report_path(root: Path) -> Path:

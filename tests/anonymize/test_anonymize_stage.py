@@ -27,7 +27,7 @@ def _train(trained: Trained, config, checkpoint: Path | None = None):
         trained.verifier,
         trained.classifier,
         trained.priors,
-        checkpoint,
+        checkpoint_dir=checkpoint,
         device="cpu",
         progress=False,
     )
@@ -149,6 +149,8 @@ def test_missing_or_unusable_inputs_are_clear_errors(trained: Trained, tmp_path:
             config, trained.ingest, trained.verifier, tmp_path, None, device="cpu", progress=False
         )
     with pytest.raises(AnonymizerInputError, match=r"manifest\.parquet"):
-        train_anonymizer(config, tmp_path, trained.verifier, trained.classifier, None, "cpu", progress=False)
+        train_anonymizer(
+            config, tmp_path, trained.verifier, trained.classifier, None, device="cpu", progress=False
+        )
     with pytest.raises(AnonymizerInputError, match="multiple of 4"):
         _train(trained, dataclasses.replace(config, image_size=34))

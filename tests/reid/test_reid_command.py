@@ -54,6 +54,8 @@ def test_cli_writes_outputs_metrics_plots_and_registers_the_model(
     assert metrics["training"]["train_images_per_s"] > 0 and "data_seconds" in metrics["training"]
     assert {p.name for p in (tmp_path / "plots").iterdir()} == {
         "roc.png",
+        "roc.json",  # the data series DVC versions and draws
+        "history.json",
         "training_curves.png",
         "retrieval.png",
     }

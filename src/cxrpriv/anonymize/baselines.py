@@ -76,12 +76,11 @@ def dp_pix(images: torch.Tensor, b: int, eps: float, m: float = 1.0, *, seeds: S
     return (means + dp_pix_noise(images, b, scale, seeds)).clamp(0.0, 1.0)
 
 
-# TODO(lead): keyword-only after `size` once anonymize_dataset/methods.py (6 positional)
-# passes the rest by name.
-def random_displacement(  # noqa: PLR0917
+def random_displacement(
     seeds: Seeds,
     mu: float,
     size: int | Sequence[int],
+    *,
     control_points: int = 5,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -118,6 +117,11 @@ def random_warp(images: torch.Tensor, mu: float, control_points: int = 5, *, see
     if images.ndim != 4:
         raise ValueError(f"expected images [B, C, H, W], got shape {tuple(images.shape)}")
     field = random_displacement(
-        seeds, mu, tuple(images.shape[-2:]), control_points, images.device, images.dtype
+        seeds,
+        mu,
+        tuple(images.shape[-2:]),
+        control_points=control_points,
+        device=images.device,
+        dtype=images.dtype,
     )
     return warp(images, field)

@@ -100,13 +100,13 @@ def _pretrain(
     )
 
 
-# TODO(lead): keyword-only after `priors_path` once anonymize/run.py (8 positional) passes the rest by name.
-def train_anonymizer(  # noqa: PLR0913, PLR0917
+def train_anonymizer(  # noqa: PLR0913 (the four inputs, then the run's options by name)
     config: TrainAnonymizerConfig,
     ingest_dir: Path,
     verifier_dir: Path,
     classifier_dir: Path,
     priors_path: Path | None,
+    *,
     checkpoint_dir: Path | None = None,
     device: str = "auto",
     progress: bool = True,

@@ -125,7 +125,12 @@ class RandomWarp:
 
     def __call__(self, films: torch.Tensor, seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         field = random_displacement(
-            seeds, self.mu, tuple(films.shape[-2:]), self.control_points, films.device, films.dtype
+            seeds,
+            self.mu,
+            tuple(films.shape[-2:]),
+            control_points=self.control_points,
+            device=films.device,
+            dtype=films.dtype,
         )
         return warp(films, field).clamp(0.0, 1.0), field
 

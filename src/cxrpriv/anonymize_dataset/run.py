@@ -25,9 +25,10 @@ def run_anonymize(
     train_anonymizer output); returns the metrics."""
     from cxrpriv.anonymize_dataset.methods import build_method
     from cxrpriv.anonymize_dataset.stage import anonymize_dataset
+    from cxrpriv.dataset import dataset_digest
     from cxrpriv.tracking import hash_inputs, stage_run
     from cxrpriv.training.accelerator import select_accelerator
-    from cxrpriv.training.artifacts import write_metrics
+    from cxrpriv.training.artifacts import model_digest, write_metrics
 
     config.validate()
     try:
@@ -42,9 +43,13 @@ def run_anonymize(
     with stage_run(
         "anonymize", params, context.profile, input_hash=hash_inputs(inputs), tags=context.tags
     ) as run:
+        run.log_dataset("ingested", Path(ingest_dir), dataset_digest(ingest_dir))
+        if config.method == "learned" and anonymizer_dir is not None:
+            run.log_model_input("anonymizer", model_digest(Path(anonymizer_dir)))
         result = anonymize_dataset(
             config, method, ingest_dir, context.out, device=accelerator.device, progress=context.progress
         )
+        run.set_output_digest(dataset_digest(context.out))  # how release finds the anonymizer behind it
         metrics = write_metrics(context.metrics, result.metrics)
         plot = _example_plot(result.examples, method.description, context.plots)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})

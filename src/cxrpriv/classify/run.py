@@ -43,11 +43,12 @@ def run_train_classifier(
     from cxrpriv.classify.model import classifier_artifact_spec
     from cxrpriv.classify.report import write_plots
     from cxrpriv.classify.stage import train_classifier
-    from cxrpriv.tracking import hash_inputs, stage_run
+    from cxrpriv.dataset import dataset_digest
+    from cxrpriv.tracking import file_digest, hash_inputs, stage_run
     from cxrpriv.training.accelerator import select_accelerator
     from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE
     from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict
-    from cxrpriv.training.registry import log_state_dict_model
+    from cxrpriv.training.finish import TrainedModel, finish_training_run
 
     out_dir = context.out
     config.validate()
@@ -67,6 +68,9 @@ def run_train_classifier(
         "train_classifier", params, context.profile, input_hash=hash_inputs(inputs), tags=context.tags
     ) as run:
         run.set_tags({**accelerator.describe(), "cxrpriv.clean_labels": data.clean_source})
+        run.log_dataset("ingested", Path(ingest_dir), dataset_digest(ingest_dir))
+        if priors_path is not None and priors_path.is_file():
+            run.log_dataset("priors", priors_path, file_digest(priors_path))
         result = train_classifier(
             config, data, ingest_dir, accelerator, checkpoint_dir=checkpoint_dir, progress=context.progress
         )
@@ -85,16 +89,33 @@ def run_train_classifier(
         for record in result.fit.history:
             step = int(record["epoch"])
             run.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=step)
-        run.log_metrics(result.metrics)
-        for plot in write_plots(result.evaluation, result.fit.history, context.plots):
-            run.log_artifact(plot, "plots")
-        for name in (SPEC_FILE, "evaluation.json", "history.json"):
-            run.log_artifact(out_dir / name)
-        log_state_dict_model(model_path, result.spec, context.registered_name(REGISTERED_NAME))
-    # The outputs are complete: the checkpoint is no longer needed (and must not meet the next run's data).
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        plots = write_plots(result.evaluation, result.fit.history, context.plots)
+        input_size = int(spec["input_size"])
+        model = TrainedModel(out_dir, result.spec, input_size, _description(data, result.metrics, input_size))
+        artifacts = [out_dir / name for name in (SPEC_FILE, "evaluation.json", "history.json")]
+        registered_name = context.registered_name(REGISTERED_NAME)
+        finish_training_run(
+            run,
+            model,
+            result.metrics,
+            artifacts=artifacts,
+            plots=plots,
+            registered_name=registered_name,
+            checkpoint_dir=checkpoint_dir,
+        )
     _log_summary(result.metrics, data.clean is not None)
     return result.metrics
+
+
+def _description(data: Any, metrics: dict[str, Any], input_size: int) -> str:
+    """The registered version's description: what the model is, what it was trained on, how well it does."""
+    kind = "clean" if data.clean is not None else "noisy"
+    labels = "clean" if kind == "clean" else "text-mined"
+    return (
+        f"Chest radiograph finding classifier ({len(data.findings)} findings, multi-label). Trained on "
+        f"{len(data.train)} images at {input_size} px; test mean AUC "
+        f"{metrics.get(f'{kind}_mean_auc', float('nan')):.4f} against {labels} labels."
+    )
 
 
 def _ingest_size(ingest_dir: Path) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,39 @@ def _inputs_exist(inputs: Any) -> list[Path]:
     return paths
 
 
+def _log_inputs(run: Any, inputs: Any) -> None:
+    """The datasets (``mlflow.log_input``) and the frozen models (digests) this evaluation reads."""
+    from cxrpriv.dataset import dataset_digest
+    from cxrpriv.tracking import file_digest
+    from cxrpriv.training.artifacts import model_digest
+
+    run.log_dataset("ingested", Path(inputs.original), dataset_digest(inputs.original))
+    for i, path in enumerate(inputs.anonymized):
+        run.log_dataset("anonymized" if i == 0 else f"anonymized_{i + 1}", Path(path), dataset_digest(path))
+    if inputs.priors is not None:
+        run.log_dataset("priors", Path(inputs.priors), file_digest(Path(inputs.priors)))
+    run.log_model_input("verifier", model_digest(Path(inputs.verifier)))
+    run.log_model_input("classifier", model_digest(Path(inputs.classifier)))
+
+
+def headline(results: dict[str, Any], decision: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """The pipeline execution's headline numbers (metrics, tags) for its parent MLflow run: the released
+    variant's strongest retrained attacker (worst seed's AUC and the mean over seeds), its frozen-classifier
+    utility drop, and the decision."""
+    from cxrpriv.evaluate.results import find_variant, utility_drop, worst_attacker, worst_seed_auc
+
+    variant = find_variant(results, decision.variant) or {}
+    strongest = worst_attacker(variant)
+    metrics = {
+        "headline.attacker_auc_worst_seed": worst_seed_auc(variant)[0],
+        "headline.attacker_auc_mean": strongest.auc_mean if strongest else float("nan"),
+        "headline.utility_drop": utility_drop(results, decision.variant),
+        "headline.release_passed": float(decision.passed),
+    }
+    tags = {"cxrpriv.release_decision": decision.decision, "cxrpriv.release_variant": decision.variant}
+    return {k: v for k, v in metrics.items() if math.isfinite(v)}, tags
+
+
 def run_evaluate(config: EvaluateConfig, inputs: Any, context: StageContext) -> dict[str, Any]:
     """Evaluate ``inputs`` (:class:`cxrpriv.evaluate.stage.EvaluateInputs`); returns the results."""
     from cxrpriv.evaluate.decision import DECISION_FILE
@@ -53,7 +87,7 @@ def run_evaluate(config: EvaluateConfig, inputs: Any, context: StageContext) -> 
     from cxrpriv.evaluate.report import ExampleFilms, write_plots
     from cxrpriv.evaluate.results import HEADLINE_FILE, flat_metrics, headline_metrics, validate_results
     from cxrpriv.evaluate.stage import evaluate
-    from cxrpriv.tracking import hash_inputs, stage_run, tag_pipeline_runs
+    from cxrpriv.tracking import file_digest, hash_inputs, stage_run, tag_pipeline_runs
     from cxrpriv.training.artifacts import write_metrics
     from cxrpriv.training.checkpoint import default_checkpoint_dir
 
@@ -69,6 +103,7 @@ def run_evaluate(config: EvaluateConfig, inputs: Any, context: StageContext) -> 
     with stage_run(
         "evaluate", params, context.profile, input_hash=hash_inputs(paths), tags=context.tags
     ) as run:
+        _log_inputs(run, inputs)
 
         def log_attacker(variant: str, family: str, record: dict[str, Any]) -> None:
             log.info(
@@ -111,9 +146,11 @@ def run_evaluate(config: EvaluateConfig, inputs: Any, context: StageContext) -> 
             run.log_artifact(path)
         for plot in plots:
             run.log_artifact(plot, "plots")
+        run.set_output_digest(file_digest(out / DECISION_FILE))  # how release finds the models behind it
         tag_pipeline_runs(
             {"cxrpriv.release_decision": decision.decision, "cxrpriv.release_variant": decision.variant}
         )
+        run.log_to_pipeline(*headline(results, decision))
     shutil.rmtree(work_dir, ignore_errors=True)
     log.info(
         "evaluate: release decision for %s: %s%s; report: %s",

@@ -37,6 +37,7 @@ def run_preprocess(
     the metrics. ``pseudonym_map``, if given, receives original patient ID -> pseudonym, and ``path_map``
     (``log_paths: keyed`` only) keyed tag -> source path; both are identifying, refused inside the output
     or source."""
+    from cxrpriv.dataset import dataset_digest
     from cxrpriv.ingest.labels import LabelsTable
     from cxrpriv.ingest.report import write_plots
     from cxrpriv.ingest.sources import open_source, read_uri
@@ -82,6 +83,7 @@ def run_preprocess(
         for path, size in sorted(zip(result.files["path"], result.files["size"], strict=True)):
             digest.update(f"{path}\0{size}\n".encode())
         run.set_tags({"cxrpriv.input_hash": digest.hexdigest()[:16]})
+        run.set_output_digest(dataset_digest(out))
         context.metrics.parent.mkdir(parents=True, exist_ok=True)
         context.metrics.write_text(json.dumps(result.metrics, indent=1, sort_keys=True) + "\n")
         run.log_metrics(result.metrics)

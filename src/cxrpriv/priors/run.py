@@ -33,7 +33,7 @@ def run_priors(
     from cxrpriv.priors.stage import compute_priors
     from cxrpriv.priors.tables import read_mined_labels, read_reread_table
     from cxrpriv.priors.vocabulary import load_vocabulary
-    from cxrpriv.tracking import hash_inputs, stage_run
+    from cxrpriv.tracking import file_digest, hash_inputs, stage_run
 
     started = time.perf_counter()
     # Inputs are parsed and the priors computed before the MLflow run opens: a table that cannot give a
@@ -66,6 +66,7 @@ def run_priors(
             }
         )
         run.log_metrics({**result.metrics, **timings})
+        run.set_output_digest(file_digest(priors_path))
         run.log_artifact(priors_path)
         run.log_artifact(context.metrics)
         for plot in plots:

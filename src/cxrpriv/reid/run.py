@@ -31,12 +31,13 @@ def run_train_reid(config: TrainReidConfig, ingest_dir: Path, context: StageCont
     """Train and evaluate the verifier on the ingest output ``ingest_dir``, write its outputs, metrics and
     plots, and log one MLflow run; returns the metrics. ``context.restart`` discards the checkpoint of an
     interrupted run first; the model is registered under ``context.registered_name(REGISTERED_NAME)``."""
+    from cxrpriv.dataset import dataset_digest
     from cxrpriv.reid.report import write_plots
     from cxrpriv.reid.stage import train_reid
     from cxrpriv.tracking import hash_inputs, stage_run
     from cxrpriv.training.artifacts import MODEL_FILE, SPEC_FILE, finite, write_metrics
     from cxrpriv.training.checkpoint import default_checkpoint_dir, save_state_dict
-    from cxrpriv.training.registry import log_state_dict_model
+    from cxrpriv.training.finish import TrainedModel, finish_training_run
 
     out, progress = context.out, context.progress
     checkpoint_dir = context.checkpoint_dir or default_checkpoint_dir(out)
@@ -50,6 +51,7 @@ def run_train_reid(config: TrainReidConfig, ingest_dir: Path, context: StageCont
     with stage_run(
         "train_reid", params, context.profile, input_hash=hash_inputs([manifest]), tags=context.tags
     ) as run:
+        run.log_dataset("ingested", Path(ingest_dir), dataset_digest(ingest_dir))
 
         def log_epoch(epoch: int, record: dict[str, float]) -> None:
             run.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
@@ -88,14 +90,19 @@ def run_train_reid(config: TrainReidConfig, ingest_dir: Path, context: StageCont
         auc = result.metrics["verification"]["auc"]["value"]
         plots = write_plots(result.roc, auc, result.history, result.retrieval, context.plots)
 
-        run.log_metrics(metrics)
-        for path in (context.metrics, out / SPEC_FILE, out / "history.json"):
-            run.log_artifact(path)
-        for plot in plots:
-            run.log_artifact(plot, "plots")
-        log_state_dict_model(model_path, result.spec, context.registered_name(REGISTERED_NAME))
-    # The outputs are complete: the checkpoint is no longer needed to finish this run.
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        size, description = int(result.spec["image_size"]), _description(result.metrics)
+        model = TrainedModel(out, result.spec, size, description, input_channels=2)  # scores film pairs
+        artifacts = (context.metrics, out / SPEC_FILE, out / "history.json")
+        registered_name = context.registered_name(REGISTERED_NAME)
+        finish_training_run(
+            run,
+            model,
+            metrics,
+            artifacts=artifacts,
+            plots=plots,
+            registered_name=registered_name,
+            checkpoint_dir=checkpoint_dir,
+        )
     verification, retrieval = result.metrics["verification"], result.metrics["retrieval"]
     training = result.metrics["training"]
     log.info(
@@ -116,3 +123,15 @@ def run_train_reid(config: TrainReidConfig, ingest_dir: Path, context: StageCont
         out,
     )
     return metrics
+
+
+def _description(metrics: dict[str, Any]) -> str:
+    """The registered version's description: what the model is, what it was trained on, how well it does."""
+    data, verification = metrics["data"], metrics["verification"]
+    attacker = metrics["attacker"]
+    return (
+        f"Patient re-identification verifier ({attacker['method']}, {attacker['backbone']} backbone). "
+        f"Trained on {data['train_images']} images of {data['train_patients']} patients at "
+        f"{data['image_size']} px; test verification AUC {verification['auc']['value']:.4f} on "
+        f"{verification['n_pairs']} pairs."
+    )

@@ -16,6 +16,10 @@ from cxrpriv.stages.contract import StageContext
 
 log = logging.getLogger(__name__)
 
+# The release's status on the pipeline execution's parent MLflow run.
+RELEASE_STATUS_TAG = "cxrpriv.release_status"
+MODELS_KEY = "registered_models"
+
 
 def run_release(
     config: ReleaseConfig,
@@ -34,6 +38,7 @@ def run_release(
     leftover PHI."""
     from tqdm import tqdm
 
+    from cxrpriv.dataset import dataset_digest
     from cxrpriv.evaluate.decision import read_decision
     from cxrpriv.release.stage import ReleaseRequest, check_gate, open_release_input, release
     from cxrpriv.tracking import hash_inputs, stage_run
@@ -51,8 +56,11 @@ def run_release(
     with stage_run(
         "release", params, context.profile, input_hash=hash_inputs(inputs), tags=context.tags
     ) as run:
+        run.log_dataset("anonymized", Path(dataset_dir), dataset_digest(Path(dataset_dir)))
         with tqdm(desc="release", unit="image", disable=not context.progress) as bar:
             result = release(config, request, key, context.out, progress=bar.update)
+        if result.status == COMPLETE:
+            alias_release_models(Path(dataset_dir), Path(decision_path), result.out)
         metrics = _metrics(result.manifest)
         context.metrics.parent.mkdir(parents=True, exist_ok=True)
         context.metrics.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
@@ -65,6 +73,9 @@ def run_release(
         )
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
         run.log_artifact(context.metrics)
+        run.log_to_pipeline(
+            {"headline.released_images": metrics["images"]}, {RELEASE_STATUS_TAG: result.status}
+        )
     if result.status != COMPLETE:
         raise ReleaseBlocked(
             f"the leftover-PHI audit found {len(result.audit.findings)} problem(s): nothing released "
@@ -74,6 +85,30 @@ def run_release(
         "release: %d images of %d patients written to %s", metrics["images"], metrics["patients"], result.out
     )
     return metrics
+
+
+def alias_release_models(dataset_dir: Path, decision_path: Path, out: Path) -> list[dict[str, str]]:
+    """A complete release (its gate passed, or forced with a recorded reason): set the ``released`` alias
+    on the registered versions of the models that made it, found by digest through the MLflow runs that
+    made its inputs (the anonymizer behind ``dataset_dir``, the verifier and classifier behind the decision
+    at ``decision_path``), and record them in the release manifest under ``registered_models``."""
+    from cxrpriv.dataset import dataset_digest
+    from cxrpriv.evaluate.decision import DECISION_FILE
+    from cxrpriv.release import RELEASE_MANIFEST_FILE
+    from cxrpriv.tracking import file_digest, models_behind
+    from cxrpriv.training.registry import alias_released_models
+
+    decision_file = decision_path / DECISION_FILE if decision_path.is_dir() else decision_path
+    models = models_behind([dataset_digest(dataset_dir), file_digest(decision_file)])
+    records = alias_released_models(models)
+    missing = sorted(set(models) - {r["kind"] for r in records})
+    if missing:
+        log.warning("release: no registered model version of the %s: no alias set on it", ", ".join(missing))
+    manifest_path = out / RELEASE_MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest[MODELS_KEY] = records
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    return records
 
 
 def record_refusal(decision: Any, context: StageContext) -> dict[str, Any]:
@@ -102,6 +137,7 @@ def record_refusal(decision: Any, context: StageContext) -> dict[str, Any]:
     ) as run:
         run.set_tags({"cxrpriv.release.status": REFUSED, "cxrpriv.release.decision": decision.decision})
         run.log_metrics({"complete": 0, "images": 0})
+        run.log_to_pipeline({"headline.released_images": 0}, {RELEASE_STATUS_TAG: REFUSED})
     log.warning(
         "release: REFUSED, the release decision for %s failed (%s); nothing released; see %s",
         decision.variant,

@@ -27,6 +27,15 @@ def model_files(directory: Path) -> list[Path]:
     return [Path(directory) / MODEL_FILE, Path(directory) / SPEC_FILE]
 
 
+def model_digest(directory: Path) -> str:
+    """The content digest of the trained model in ``directory`` (its state dict and spec): what a stage
+    that uses the model records, and what its registered version is tagged with, so that one can be found
+    from the other (:mod:`cxrpriv.tracking`)."""
+    from cxrpriv.tracking import hash_inputs
+
+    return hash_inputs(model_files(directory))
+
+
 def load_model(
     directory: Path,
     builders: Mapping[str, Callable[..., torch.nn.Module]],
