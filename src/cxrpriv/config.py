@@ -18,11 +18,15 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-C = TypeVar("C")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# A stage's config class: a dataclass.
+C = TypeVar("C", bound="DataclassInstance")
 
 # The working directory's params file (the repository root, a DVC experiment) is used when there is one ...
 DEFAULT_PARAMS_FILE = Path("params.yaml")
@@ -82,7 +86,7 @@ def stage_values(params: Mapping[str, Any], stage: str, profile: str | None = No
 
 def build_config(cls: type[C], values: Mapping[str, Any], source: str = "params") -> C:
     """Instantiate a config dataclass, checking for missing and unknown keys and coercing scalar types."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(values) - set(fields)
     if unknown:
         raise ConfigError(f"{source}: unknown {cls.__name__} keys: {sorted(unknown)}")

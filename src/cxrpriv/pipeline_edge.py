@@ -13,13 +13,11 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from cxrpriv.config import build_config
+from cxrpriv.config import C, build_config
 from cxrpriv.stages.contract import StageContext
 from cxrpriv.tracking import PIPELINE_RUN_ENV, flatten
-
-C = TypeVar("C")
 
 log = logging.getLogger(__name__)
 

@@ -117,9 +117,9 @@ def artifact_root(uri: str) -> str | None:
     return None
 
 
-def _use_experiment(mlflow_module: Any, uri: str, name: str) -> None:
+def _use_experiment(mlflow_module: Any, uri: str, name: str) -> str:
     """Make ``name`` the active experiment, creating it at ``<artifact_root>/<name>`` (:func:`artifact_root`)
-    if it is new (an existing experiment keeps its location: MLflow cannot move one)."""
+    if it is new (an existing experiment keeps its location: MLflow cannot move one); returns its id."""
     client = mlflow_module.MlflowClient(tracking_uri=uri)
     if client.get_experiment_by_name(name) is None:
         try:
@@ -130,7 +130,7 @@ def _use_experiment(mlflow_module: Any, uri: str, name: str) -> None:
             # Created meanwhile by a concurrent stage: use that one.
             if client.get_experiment_by_name(name) is None:
                 raise
-    mlflow_module.set_experiment(name)
+    return mlflow_module.set_experiment(name).experiment_id
 
 
 def git_commit() -> str:
@@ -208,7 +208,9 @@ class StageRun:
         from mlflow.data.meta_dataset import MetaDataset
 
         source = resolve_dataset_source(str(path))
-        self._mlflow.log_input(MetaDataset(source, name=name, digest=digest), context=context)
+        # MetaDataset is concrete (MLflow's Dataset is no ABC), though it leaves Dataset.profile undefined.
+        dataset = MetaDataset(source, name=name, digest=digest)  # type: ignore[abstract]
+        self._mlflow.log_input(dataset, context=context)
 
     def set_output_digest(self, digest: str) -> None:
         """Tag the run with its output's content digest (``cxrpriv.output_digest``), by which a later stage
@@ -228,8 +230,8 @@ class StageRun:
         client = self._mlflow.MlflowClient()
         for key, value in _numbers(metrics).items():
             client.log_metric(self.parent_run_id, key, value)
-        for key, value in tags.items():
-            client.set_tag(self.parent_run_id, key, str(value))
+        for key, tag in tags.items():
+            client.set_tag(self.parent_run_id, key, str(tag))
         return True
 
 
@@ -313,7 +315,7 @@ def stage_run(
 
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    _use_experiment(mlflow, uri, EXPERIMENT)
+    experiment_id = _use_experiment(mlflow, uri, EXPERIMENT)
     execution = os.environ.get(PIPELINE_RUN_ENV)
     pipeline_run = execution or f"standalone-{uuid.uuid4().hex[:12]}"
     run_tags = {
@@ -327,7 +329,6 @@ def stage_run(
     parent_id = None
     client = mlflow.MlflowClient(tracking_uri=uri)
     if execution:
-        experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
         parent_id = pipeline_parent(client, experiment_id, execution)
         client.update_run(parent_id, status="RUNNING")
     name = f"{execution}/{stage}" if execution else stage

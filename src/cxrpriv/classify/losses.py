@@ -38,9 +38,9 @@ class NoiseChannel:
     @classmethod
     def from_priors(
         cls,
-        p_true_given_pos: Sequence[float],
-        p_true_given_neg: Sequence[float],
-        mined_prevalence: Sequence[float],
+        p_true_given_pos: Sequence[float] | np.ndarray,
+        p_true_given_neg: Sequence[float] | np.ndarray,
+        mined_prevalence: Sequence[float] | np.ndarray,
     ) -> NoiseChannel:
         """Bayes: pi = a m + b (1 - m); s = a m / pi; f = (1 - a) m / (1 - pi). Requires b < a (an
         informative label); the result is clipped so that f < s, which keeps q monotone in p."""

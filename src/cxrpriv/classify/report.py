@@ -22,7 +22,7 @@ def write_plots(
     import matplotlib.pyplot as plt
 
     plots_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths: list[Path] = []
 
     noisy = evaluation["noisy"]
     if noisy is None:  # no test images

@@ -7,6 +7,7 @@ the epoch, so the result does not depend on whether the run was interrupted and 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -225,18 +226,19 @@ def evaluate(
     if len(data.test) == 0:
         return {"clean": None, "noisy": None}
     patients = data.manifest["patient_id"].astype(str).to_numpy()[data.test]
-    kwargs = {
-        "min_positives": config.min_eval_positives,
-        "n_boot": config.n_boot,
-        "confidence": config.confidence,
-        "seed": config.seed,
-    }
-    noisy = auc_report(data.mined[data.test], test_probabilities, data.findings, patients, **kwargs)
+    report_aucs = functools.partial(
+        auc_report,
+        min_positives=config.min_eval_positives,
+        n_boot=config.n_boot,
+        confidence=config.confidence,
+        seed=config.seed,
+    )
+    noisy = report_aucs(data.mined[data.test], test_probabilities, data.findings, patients)
     clean = None
     if data.clean is not None:
         labels = data.clean[data.test]
         known = (labels != 255).all(axis=1)  # re-read tables cover a subset
-        clean = auc_report(labels[known], test_probabilities[known], data.findings, patients[known], **kwargs)
+        clean = report_aucs(labels[known], test_probabilities[known], data.findings, patients[known])
         clean["source"] = data.clean_source
         # Calibration in the large: does the mean predicted probability match the true prevalence? A network
         # trained on text-mined labels predicts the mined prevalence; the forward correction, the true one.

@@ -114,10 +114,10 @@ def _shade_pass_region(ax: Any, gate: GateConfig, utility_floor: float) -> None:
 def _variant_point(ax: Any, variant: Mapping[str, Any], color: str) -> None:
     attacker = worst_attacker(variant)
     utility = utility_record(variant)
-    x = attacker.auc_mean if attacker else math.nan
     y = number(utility.get("mean_auc"))
-    if not (math.isfinite(x) and math.isfinite(y)):
+    if attacker is None or not (math.isfinite(attacker.auc_mean) and math.isfinite(y)):
         return  # not measured: no point to draw (the tables say so)
+    x = attacker.auc_mean
     low, high = number(utility.get("mean_auc_low")), number(utility.get("mean_auc_high"))
     # A percentile interval can miss its own estimate on few positives: clip, don't crash.
     yerr = np.clip(np.nan_to_num([[y - low], [high - y]]), 0, None)

@@ -49,8 +49,8 @@ def bootstrap(
     else:
         codes, members = _clusters(np.asarray(groups))
         draws = (np.concatenate([members[c] for c in rng.integers(0, codes, codes)]) for _ in range(n_boot))
-    stats = [_safe(metric, tuple(a[idx] for a in arrays)) for idx in draws]
-    stats = np.array([s for s in stats if not np.isnan(s)])
+    draw_values = [_safe(metric, tuple(a[idx] for a in arrays)) for idx in draws]
+    stats = np.array([s for s in draw_values if not np.isnan(s)])
     if len(stats) == 0:
         return Estimate(value, float("nan"), float("nan"), confidence, 0)
     tail = (1 - confidence) / 2 * 100

@@ -16,8 +16,10 @@ dictionaries): free text typed into a code item never survives.
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 from pydicom.datadict import tag_for_keyword
+from pydicom.tag import BaseTag
 
 # Groups of keywords, each with why it stays.
 IDENTITY = (
@@ -138,25 +140,28 @@ GROUPS = {
     "view and body part": VIEW_AND_BODY_PART,
     "acquisition technique": TECHNIQUE,
 }
-CODE_MEANING = 0x00080104
-CODE_VALUE = 0x00080100
-CODING_SCHEME = 0x00080102
+# BaseTag, as a dataset's own keys are: these index its elements directly.
+CODE_MEANING = BaseTag(0x00080104)
+CODE_VALUE = BaseTag(0x00080100)
+CODING_SCHEME = BaseTag(0x00080102)
 # Old designators of the same coding schemes.
 SCHEME_ALIASES = {"SRT": "SCT", "SNM3": "SCT"}
 
 
+def keyword_tag(keyword: str) -> BaseTag:
+    """The tag of a DICOM keyword; KeyError names a keyword the dictionary does not know."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(f"{keyword} is not a DICOM keyword")
+    return BaseTag(tag)
+
+
 def _tags(keywords: tuple[str, ...]) -> frozenset[int]:
-    tags = set()
-    for keyword in keywords:
-        tag = tag_for_keyword(keyword)
-        if tag is None:
-            raise KeyError(f"allowlist: {keyword} is not a DICOM keyword")
-        tags.add(int(tag))
-    return frozenset(tags)
+    return frozenset(int(keyword_tag(keyword)) for keyword in keywords)
 
 
 TOP_LEVEL = _tags(tuple(k for group in GROUPS.values() for k in group))
-ITEMS = {int(tag_for_keyword(seq)): _tags(keywords) for seq, keywords in ITEM_KEYWORDS.items()}
+ITEMS = {int(keyword_tag(seq)): _tags(keywords) for seq, keywords in ITEM_KEYWORDS.items()}
 # Items of a sequence that an enabled Annex E option retains (e.g. Institution Code Sequence under Retain
 # Institution Identity) keep the code, as well as the attributes the option retains.
 RETAINED_ITEM = _tags(CODE_ITEM)
@@ -167,8 +172,10 @@ def registered_meanings() -> dict[tuple[str, str], frozenset[str]]:
     """(coding scheme, code value) -> the registered meanings, casefolded (pydicom's concept dictionaries)."""
     from pydicom.sr._concepts_dict import concepts
 
+    # mypy infers pydicom's generated table as dict[str, dict[str, object]]; this is its real layout.
+    concepts_by_scheme = cast(dict[str, dict[str, dict[str, tuple[str, list[int]]]]], concepts)
     index: dict[tuple[str, str], set[str]] = {}
-    for scheme, names in concepts.items():
+    for scheme, names in concepts_by_scheme.items():
         for codes in names.values():
             for code, (meaning, _cids) in codes.items():
                 index.setdefault((scheme, code), set()).add(meaning.casefold())

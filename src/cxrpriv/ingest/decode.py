@@ -35,14 +35,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom import uid as dicom_uid
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 
 J2K_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"})
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Elements this large are left in the file bytes: native pixel data is then viewed in place, not copied.
 DEFER_BYTES = 1 << 20
-PIXEL_DATA = 0x7FE00010
+PIXEL_DATA = BaseTag(0x7FE00010)
 NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 DEFLATED = "1.2.840.10008.1.2.1.99"
 # The deflated syntax named in the File Meta Information (which is never deflated) within the first bytes.
@@ -142,6 +144,7 @@ def _read_deflated(data: bytes, force: bool, limits: Limits) -> Dataset | None:
     from pydicom.filebase import DicomBytesIO
     from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 
+    # The ignores: pydicom types these readers' stream as BinaryIO, which its own DicomBytesIO is not.
     fileobj = DicomBytesIO(data)
     preamble = read_preamble(fileobj, force)  # type: ignore[arg-type]
     file_meta = _read_file_meta_info(fileobj)  # type: ignore[arg-type]
@@ -149,7 +152,7 @@ def _read_deflated(data: bytes, force: bool, limits: Limits) -> Dataset | None:
         return None
     buffer = DicomBytesIO(inflate(memoryview(data)[fileobj.tell() :], limits))
     dataset = read_dataset(buffer, is_implicit_VR=False, is_little_endian=True, defer_size=DEFER_BYTES)  # type: ignore[arg-type]
-    ds = FileDataset(buffer, dataset, preamble, file_meta, False, True)  # type: ignore[arg-type]
+    ds = FileDataset(buffer, dataset, preamble, file_meta, False, True)
     ds.set_original_encoding(False, True, dataset._character_set)
     return ds
 
@@ -283,7 +286,7 @@ def box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
     # Rows first (each source row read once, contiguously), then columns of the factor-times smaller sum:
     # about 2x faster than summing factor**2 strided views, and half the memory traffic.
     acc_type = np.float32 if arr.dtype.kind == "f" else np.uint32
-    rows = arr[0 : h * factor : factor, : w * factor].astype(acc_type)
+    rows: np.ndarray = arr[0 : h * factor : factor, : w * factor].astype(acc_type)
     for i in range(1, factor):
         rows += arr[i : h * factor : factor, : w * factor]
     out = rows[:, 0::factor].copy()
@@ -297,7 +300,7 @@ def _number(value: object, default: float) -> float:
         return default
     if isinstance(value, MultiValue | list | tuple):
         value = value[0] if len(value) else default
-    return float(value)  # type: ignore[arg-type]
+    return float(value)  # type: ignore[arg-type]  # a DICOM number: str, int, float, DSfloat or DSdecimal
 
 
 def _lut(item: Dataset, signed: bool) -> tuple[np.ndarray, float]:
@@ -360,6 +363,7 @@ def _j2k_levels(codestream: bytes) -> int:
 def _j2k_reduced(ds: Dataset, factor: int) -> tuple[np.ndarray, int] | None:
     """Decode a single-frame unsigned JPEG 2000 image at 1/2**r resolution with Pillow, or None."""
     from PIL import Image
+    from PIL.Jpeg2KImagePlugin import Jpeg2KImageFile
     from pydicom.encaps import generate_frames
 
     frame = next(generate_frames(ds.PixelData, number_of_frames=1))
@@ -370,6 +374,8 @@ def _j2k_reduced(ds: Dataset, factor: int) -> tuple[np.ndarray, int] | None:
     while r >= 1:
         try:
             with Image.open(io.BytesIO(frame)) as im:
+                if not isinstance(im, Jpeg2KImageFile):
+                    return None  # only Pillow's JPEG 2000 reader decodes at a reduced resolution
                 im.reduce = r
                 im.load()
                 mode = im.mode
@@ -390,12 +396,18 @@ def _j2k_reduced(ds: Dataset, factor: int) -> tuple[np.ndarray, int] | None:
 def _native_pixel_bytes(ds: Dataset, raw: bytes | None, syntax: str) -> bytes | memoryview:
     """The Pixel Data value: a view into the file's bytes when it was deferred, else the parsed value."""
     elem = ds._dict.get(PIXEL_DATA)
-    value_tell = getattr(elem, "value_tell", None)
-    deferred = elem is not None and getattr(elem, "value", b"") is None and value_tell is not None
-    # Offsets are into the stream pydicom read: the file itself, except for deflated syntaxes.
-    if raw is not None and deferred and syntax in NATIVE_SYNTAXES and elem.length != 0xFFFFFFFF:
-        return memoryview(raw)[value_tell : value_tell + elem.length]
-    return ds.PixelData  # type: ignore[no-any-return]
+    # Deferred: a raw element (only those know where their value lies) whose value was not read. Offsets are
+    # into the stream pydicom read: the file itself, except for deflated syntaxes.
+    if (
+        raw is not None
+        and isinstance(elem, RawDataElement)
+        and elem.value is None
+        and elem.value_tell is not None
+        and syntax in NATIVE_SYNTAXES
+        and elem.length != 0xFFFFFFFF
+    ):
+        return memoryview(raw)[elem.value_tell : elem.value_tell + elem.length]
+    return ds.PixelData
 
 
 def stored_values(ds: Dataset, factor: int, raw: bytes | None = None) -> tuple[np.ndarray, int]:

@@ -55,11 +55,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import UID_dictionary
+from pydicom.tag import BaseTag
+from pydicom.uid import UID, UID_dictionary
 
 from cxrpriv.ingest import allowlist
 from cxrpriv.ingest.config import DEID_OPTIONS, DEID_POLICIES
@@ -150,8 +152,8 @@ TRIPWIRE_VRS = frozenset(
 )
 _NOT_ALNUM = re.compile(r"[\W_]+")
 _NAME_SEPARATORS = re.compile(r"[\^=\s,]+")
-_TRIPWIRE_TAGS = {k: (int(tag_for_keyword(k)), k in TRIPWIRE_NAME_KEYWORDS) for k in TRIPWIRE_KEYWORDS}
-_OTHER_IDS = int(tag_for_keyword("OtherPatientIDsSequence"))
+_TRIPWIRE_TAGS = {k: (allowlist.keyword_tag(k), k in TRIPWIRE_NAME_KEYWORDS) for k in TRIPWIRE_KEYWORDS}
+_OTHER_IDS = allowlist.keyword_tag("OtherPatientIDsSequence")
 
 
 class DeidError(ValueError):
@@ -300,7 +302,8 @@ class Deidentifier:
         self._clean(ds, shift, tokens, top)
         blanked = blank_identifying_values(ds, tripwire)
         if hasattr(ds, "file_meta") and "MediaStorageSOPInstanceUID" in ds.file_meta:
-            ds.file_meta.MediaStorageSOPInstanceUID = self.uid(str(ds.file_meta.MediaStorageSOPInstanceUID))
+            remapped = self.uid(str(ds.file_meta.MediaStorageSOPInstanceUID))
+            ds.file_meta.MediaStorageSOPInstanceUID = UID(remapped)
         ds.PatientID = pseudonym
         ds.PatientName = pseudonym
         if "retain_patient_characteristics" in self.options and age is not None and "PatientAge" not in ds:
@@ -450,7 +453,7 @@ def _method_code(name: str) -> Dataset:
     return item
 
 
-def _vr(ds: Dataset, tag: int) -> str:
+def _vr(ds: Dataset, tag: BaseTag) -> str:
     """An element's VR without converting its value (implicit-VR files carry none: use the dictionary)."""
     elem = ds._dict[tag]
     if elem.VR:
@@ -462,8 +465,8 @@ def _vr(ds: Dataset, tag: int) -> str:
 
 
 def _well_known_uids(value: object) -> bool:
-    values = value if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue" else [value]
-    return all(str(v) in UID_dictionary for v in values)  # type: ignore[union-attr]
+    values = value if isinstance(value, list | tuple | MultiValue) else [value]
+    return all(str(v) in UID_dictionary for v in values)
 
 
 def _dummy(vr: str) -> object:
@@ -494,12 +497,12 @@ def _shift_one(text: str, vr: str, shift: int) -> str | None:
     return moved + (text.strip()[8:] if vr == "DT" else "")
 
 
-def _shift_dates(value: object, vr: str, shift: int) -> object:
+def _shift_dates(value: str | Iterable[object] | None, vr: str, shift: int) -> object:
     if not value:
         return value
     if isinstance(value, str):
         return _shift_one(value, vr, shift)
-    moved = [_shift_one(str(v), vr, shift) for v in value]  # type: ignore[union-attr]
+    moved = [_shift_one(str(v), vr, shift) for v in value]
     return None if any(m is None for m in moved) else moved
 
 
@@ -516,13 +519,13 @@ def _identifying_tokens(ds: Dataset) -> tuple[str, ...]:
     return tuple(sorted(words, key=len, reverse=True))
 
 
-def _scrub(value: object, tokens: Sequence[str]) -> object:
+def _scrub(value: str | Iterable[object] | None, tokens: Sequence[str]) -> object:
     if value is None or not tokens:
         return value
     pattern = re.compile("|".join(re.escape(t) for t in tokens), re.IGNORECASE)
     if isinstance(value, str):
         return pattern.sub("", value)
-    return [pattern.sub("", str(v)) for v in value]  # type: ignore[union-attr]
+    return [pattern.sub("", str(v)) for v in value]
 
 
 # --------------------------------------------------------------------------- the PHI tripwire
@@ -536,8 +539,8 @@ def _normalized(text: str) -> str:
 def _values(value: object) -> list[str]:
     if value is None or value == "":
         return []
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        return [str(v) for v in value if v is not None]  # type: ignore[union-attr]
+    if isinstance(value, list | tuple | MultiValue):
+        return [str(v) for v in value if v is not None]
     return [str(value)]
 
 
@@ -569,11 +572,12 @@ def tripwire_values(ds: Dataset, keywords: Sequence[str] = TRIPWIRE_KEYWORDS) ->
     return tuple(sorted((t for t in found if _long_enough(t)), key=len, reverse=True))
 
 
-def _texts(ds: Dataset, tag: int) -> list[str]:
+def _texts(ds: Dataset, tag: BaseTag) -> list[str]:
     """An element's values as text, from the raw bytes when they are ASCII (no conversion), else converted."""
     elem = ds._dict[tag]
     raw = elem.value
-    if raw is None and getattr(elem, "length", 0):  # a deferred read (over 1 MiB): read it now
+    # A deferred read (over 1 MiB; only a raw element has a length): read it now.
+    if raw is None and isinstance(elem, RawDataElement) and elem.length:
         raw = ds[tag].value
     if isinstance(raw, bytes) and raw.isascii():
         return raw.decode("ascii").split("\\")

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary
 
@@ -45,7 +44,7 @@ KINDS = (VALUE, TOKEN)
 # Identity attributes beyond the tripwire's: their words identify on their own.
 EXTRA_IDENTITY_KEYWORDS = ("StationName", "DeviceSerialNumber", "IssuerOfPatientID", "PatientBirthTime")
 IDENTITY_TAGS = frozenset(
-    int(tag_for_keyword(k))
+    int(allowlist.keyword_tag(k))
     for k in (*deid.TRIPWIRE_KEYWORDS, *deid.IDENTIFYING_KEYWORDS, *EXTRA_IDENTITY_KEYWORDS)
 )
 FREE_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC"})

@@ -84,7 +84,7 @@ class StageCommand:
 
     name: str  # the subcommand, the params.yaml section, the MLflow stage tag
     help: str
-    config_cls: type
+    config_cls: type[Any]
     # Adds the stage's I/O options (paths), which are not part of params.yaml.
     add_io: Callable[[argparse.ArgumentParser], None]
     # Runs the stage: (config, parsed args, context) -> exit code.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -135,6 +135,8 @@ def fit(  # noqa: PLR0913
     scaler = accelerator.grad_scaler()
     if step is None:
         assert training_loss is not None
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError("the loop steps a torch optimizer only: with a StateGroup, give the stage's step")
         step = _optimizer_step(training_loss, optimizer, accelerator, scaler)
     state = _initial_state(model, settings.mode)
     if checkpoint is not None:
@@ -182,18 +184,18 @@ def fit(  # noqa: PLR0913
 
 def _optimizer_step(
     training_loss: Callable[[Any], torch.Tensor],
-    optimizer: torch.optim.Optimizer | Stateful,
+    optimizer: torch.optim.Optimizer,
     accelerator: Accelerator,
     scaler: torch.amp.GradScaler,
 ) -> StepFn:
     """The step of a stage with one optimizer: the loss under autocast, a scaled backward pass, one step."""
 
     def step(batch: Any) -> dict[str, float]:
-        optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+        optimizer.zero_grad(set_to_none=True)
         with accelerator.autocast():
             loss = training_loss(batch)
         scaler.scale(loss).backward()
-        scaler.step(optimizer)  # type: ignore[arg-type]
+        scaler.step(optimizer)
         scaler.update()
         return {"loss": float(loss.detach())}
 
@@ -234,7 +236,7 @@ def _train_epoch(batches: Iterable[Any], step: StepFn, epoch: int, settings: Loo
     """One pass over ``batches``, timing the wait for each batch apart from the step itself."""
     totals = _EpochTotals()
     start = time.perf_counter()
-    length = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
+    length = len(batches) if isinstance(batches, Sized) else None
     bar = tqdm(
         total=length,
         desc=f"{settings.description} epoch {epoch}/{settings.max_epochs}",

@@ -56,9 +56,11 @@ def build_from_spec(spec: Mapping[str, Any]) -> torch.nn.Module:
 
 
 def _python_model_class() -> type:
-    import mlflow.pyfunc  # imported late: importing the library must not import MLflow
+    # imported late: importing the library must not import MLflow (and by name: mypy does not resolve a
+    # base class through a function-local `import mlflow.pyfunc`)
+    from mlflow.pyfunc import PythonModel
 
-    class StateDictModel(mlflow.pyfunc.PythonModel):
+    class StateDictModel(PythonModel):
         def load_context(self, context: Any) -> None:
             spec = json.loads(Path(context.artifacts["spec"]).read_text())
             self.module = build_from_spec(spec)
