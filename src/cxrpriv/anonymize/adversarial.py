@@ -47,6 +47,7 @@ from cxrpriv.classify.losses import finding_loss
 from cxrpriv.evaluation.roc import roc_auc
 from cxrpriv.reid.attack import AttackSettings, FilmSet, attack
 from cxrpriv.reid.embedding import CosineEmbedder
+from cxrpriv.reid.pair_model import PairModel
 from cxrpriv.reid.pairs import patient_groups
 from cxrpriv.training.image_bank import ImageBank
 from cxrpriv.training.loop import StateGroup
@@ -110,13 +111,13 @@ def _pair_masks(identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return same, off
 
 
-def pair_scores(verifier: nn.Module, emb_anon: torch.Tensor, emb_orig: torch.Tensor) -> torch.Tensor:
+def pair_scores(verifier: PairModel, emb_anon: torch.Tensor, emb_orig: torch.Tensor) -> torch.Tensor:
     """The verifier's logits [Ba, Bo] of every (anonymized, original) pair (both families broadcast)."""
     return verifier.score(emb_anon[:, None], emb_orig[None, :]).float()
 
 
 def privacy_term(
-    verifier: nn.Module,
+    verifier: PairModel,
     emb_anon: torch.Tensor,
     emb_orig: torch.Tensor,
     identity: torch.Tensor,
@@ -175,7 +176,7 @@ class AdversarialTraining:
         # learn alongside when updated. Validation always uses data.verifier / data.classifier (frozen).
         self.verifier = copy.deepcopy(data.verifier).requires_grad_(True) if updated else data.verifier
         self.classifier = copy.deepcopy(data.classifier).requires_grad_(True) if updated else data.classifier
-        players = {"anonymizer": anonymizer}
+        players: dict[str, nn.Module] = {"anonymizer": anonymizer}
         if updated:
             players.update(verifier=self.verifier, classifier=self.classifier)
         self.players = nn.ModuleDict(players)  # what the loop trains, checkpoints and keeps the best of

@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ from cxrpriv.reid.pairs import fixed_pairs
 from cxrpriv.training.accelerator import Accelerator
 from cxrpriv.training.artifacts import model_files
 from cxrpriv.training.image_bank import ImageBank
+
+if TYPE_CHECKING:  # for the annotation only: the verifier's code loads lazily, in _load_helpers
+    from cxrpriv.reid.pair_model import PairModel
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class AnonymizerData:
     labels: torch.Tensor  # [n_bank, k] float32 text-mined labels of the bank's films, on the device
     bank_patients: np.ndarray  # patient pseudonym of each bank film
     size: int
-    verifier: torch.nn.Module  # eval mode, on the device
+    verifier: PairModel  # eval mode, on the device
     verifier_spec: dict[str, Any]
     classifier: torch.nn.Module
     classifier_spec: dict[str, Any]
@@ -109,7 +112,7 @@ class AnonymizerData:
 
 def _load_helpers(
     verifier_dir: Path, classifier_dir: Path, device: torch.device
-) -> tuple[torch.nn.Module, dict[str, Any], torch.nn.Module, dict[str, Any]]:
+) -> tuple[PairModel, dict[str, Any], torch.nn.Module, dict[str, Any]]:
     from cxrpriv.classify.model import load_classifier
     from cxrpriv.reid.model import load_verifier
 

@@ -55,6 +55,7 @@ class DisplacementGenerator(nn.Module):
 
 def _head(width: int, act: str, init_scale: float) -> nn.Sequential:
     conv = nn.Conv2d(width, 2, kernel_size=1)
+    assert conv.bias is not None  # bias=True, the default, gives the layer one
     with torch.no_grad():
         conv.weight.mul_(init_scale)
         conv.bias.zero_()

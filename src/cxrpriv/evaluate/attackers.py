@@ -20,19 +20,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from cxrpriv.config import config_to_dict
 from cxrpriv.dataset import Dataset
 from cxrpriv.evaluate.films import OriginalFilms, aligned_test_sets
 from cxrpriv.evaluate.results import summarize_seeds
 from cxrpriv.reid.attack import AttackSettings, FilmSet, attack
 from cxrpriv.reid.config import TrainReidConfig
+from cxrpriv.reid.pair_model import PairModel
 from cxrpriv.training.accelerator import Accelerator
 
 
 def attack_record(
-    model: torch.nn.Module,
+    model: PairModel,
     queries: FilmSet,
     gallery: FilmSet,
     settings: AttackSettings,
@@ -62,7 +61,7 @@ def describe_attacker(config: TrainReidConfig) -> str:
 
 
 def frozen_attack(
-    verifier: torch.nn.Module,
+    verifier: PairModel,
     spec: dict[str, Any],
     anonymized: Dataset,
     originals: OriginalFilms,

@@ -64,7 +64,7 @@ def _monai_resnet(name: str) -> Backbone:
     from monai.networks import nets  # lazily: `import monai` imports mlflow (its handlers), and is slow
 
     builder = getattr(nets, name)
-    net = builder(spatial_dims=2, n_input_channels=1, conv1_t_stride=2, num_classes=1)  # type: ignore[operator]
+    net = builder(spatial_dims=2, n_input_channels=1, conv1_t_stride=2, num_classes=1)
     body = nn.Sequential(
         net.conv1, net.bn1, net.act, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
     )
@@ -75,8 +75,10 @@ def _monai_densenet121() -> Backbone:
     from monai.networks.nets import DenseNet121
 
     net = DenseNet121(spatial_dims=2, in_channels=1, out_channels=1)
+    classifier = net.class_layers.out
+    assert isinstance(classifier, nn.Linear)  # MONAI's DenseNet classifies with one linear layer
     # MONAI puts the final ReLU in the classification layers; the trunk keeps it.
-    return Backbone(nn.Sequential(net.features, nn.ReLU(inplace=False)), net.class_layers.out.in_features)
+    return Backbone(nn.Sequential(net.features, nn.ReLU(inplace=False)), classifier.in_features)
 
 
 def pooled_size(trunk: Backbone, pool: str, image_size: int) -> int:

@@ -267,7 +267,7 @@ def _multi_reader(config: PriorsConfig, table: RereadTable, per_image: np.ndarra
             mflags = ([] if model.converged else ["not_converged"]) + (
                 [] if model.better_than_chance else ["worse_than_chance_solution"]
             )
-            readers = {}
+            readers: dict[str, dict[str, Any]] = {}
             for r, reader in enumerate(table.reader_ids):
                 positive_weight = model.positive_weight[r]
                 negative_weight = model.n_read[r] - positive_weight
@@ -459,6 +459,10 @@ def _transfer(
 ) -> dict[str, Any] | None:
     if sens is None or fpr is None or prevalence is None:
         return None
+    return _known_transfer(sens, fpr, prevalence, reference)
+
+
+def _known_transfer(sens: float, fpr: float, prevalence: float, reference: str) -> dict[str, Any]:
     moved = at_mined_prevalence(sens, fpr, prevalence)
     usable = moved.in_range
     return {
@@ -516,6 +520,8 @@ def _rates_and_transfer(
     """The mined labels' sensitivity and false-positive rate (own where measurable, else pooled) and their
     transfer to the mined prevalence; adds a flag for each way the transfer fails."""
     sens_counts = m.group_counts
+    sens: dict[str, Any]
+    fpr: dict[str, Any]
     if sens_counts.true_positive >= config.min_cases:
         sens = {
             "value": sens_counts.tp / sens_counts.true_positive,
@@ -585,7 +591,7 @@ def _unmeasured(
         prevalence = float(mined.values[:, column].mean())
         sens = {"value": sens_pooled, "source": "pooled"}
         fpr = {"value": ratio * prevalence, "source": "pooled"}
-        transfer = _transfer(sens_pooled, ratio * prevalence, prevalence, "labels_table")
+        transfer = _known_transfer(sens_pooled, ratio * prevalence, prevalence, "labels_table")
         if not transfer["in_range"]:
             flags.append("transfer_out_of_range")
     pos = None if transfer is None else transfer["p_true_given_mined_pos"]

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from cxrpriv.reid.metrics import verification_metrics
+from cxrpriv.reid.pair_model import PairModel
 from cxrpriv.reid.pairs import fixed_pairs
 from cxrpriv.reid.retrieval import retrieval_metrics
 from cxrpriv.training.accelerator import Accelerator
@@ -61,7 +62,7 @@ class AttackResult:
 
 
 def embed_bank(
-    model: torch.nn.Module,
+    model: PairModel,
     bank: ImageBank,
     batch: int = 256,
     rows: np.ndarray | None = None,
@@ -83,7 +84,7 @@ def embed_bank(
 
 
 def pair_logits(
-    model: torch.nn.Module, features: torch.Tensor, pairs: np.ndarray, second: torch.Tensor | None = None
+    model: PairModel, features: torch.Tensor, pairs: np.ndarray, second: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Logits of ``pairs`` (index into ``features``; the second index into ``second`` when given)."""
     index = torch.as_tensor(pairs, dtype=torch.long, device=features.device)
@@ -93,7 +94,7 @@ def pair_logits(
 
 
 def attack(
-    model: torch.nn.Module,
+    model: PairModel,
     queries: FilmSet,
     settings: AttackSettings,
     *,

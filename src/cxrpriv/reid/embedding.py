@@ -28,6 +28,10 @@ BUILDER = "cxrpriv.reid.embedding:build_embedder"
 
 
 class CosineEmbedder(PairModel):
+    # Buffers (register_buffer below), declared so that they type as tensors rather than as submodules.
+    slope: torch.Tensor
+    intercept: torch.Tensor
+
     def __init__(
         self, trunk: Backbone, feature_dim: int = 128, pool: str = "flatten", image_size: int = 0
     ) -> None:

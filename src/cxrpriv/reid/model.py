@@ -25,7 +25,7 @@ from cxrpriv.training.artifacts import load_model
 
 BUILDER = "cxrpriv.reid.model:build_verifier"
 # Either attacker family (a Verifier or a reid.embedding.CosineEmbedder): same interface, see load_verifier.
-Attacker = nn.Module
+Attacker = PairModel
 
 
 class Verifier(PairModel):

@@ -25,6 +25,10 @@ class PairModel(nn.Module):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def head(self, difference: torch.Tensor) -> torch.Tensor:
+        """The difference of two films' features [..., feature_dim] -> same-patient logits [...]."""
+        raise NotImplementedError
+
     def score(self, features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

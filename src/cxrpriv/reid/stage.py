@@ -32,6 +32,7 @@ from cxrpriv.reid.embedding import BUILDER as EMBEDDER_BUILDER
 from cxrpriv.reid.metric import metric_trainer
 from cxrpriv.reid.model import BUILDER as VERIFIER_BUILDER
 from cxrpriv.reid.model import verifier_spec
+from cxrpriv.reid.pair_model import PairModel
 from cxrpriv.reid.siamese import siamese_trainer
 from cxrpriv.reid.training import Trainer
 from cxrpriv.training.accelerator import Accelerator, select_accelerator
@@ -48,7 +49,7 @@ FAMILIES: dict[str, tuple[Callable[[TrainReidConfig, ReidData, dict[str, Any]], 
 
 @dataclass
 class ReidResult:
-    model: torch.nn.Module
+    model: PairModel
     spec: dict[str, Any]
     metrics: dict[str, Any]
     history: list[dict[str, float]]

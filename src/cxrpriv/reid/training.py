@@ -5,17 +5,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+
+from cxrpriv.reid.pair_model import PairModel
+
+
+class EpochBatches(Iterable[Any], Protocol):
+    """One epoch's training batches, with len() (steps) and the number of images they show."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def images(self) -> int: ...
 
 
 @dataclass
 class Trainer:
     module: torch.nn.Module  # optimized and checkpointed (the attacker, or the attacker with training heads)
-    attacker: torch.nn.Module  # what is saved and evaluated
+    attacker: PairModel  # what is saved and evaluated
     optimizer: torch.optim.Optimizer
-    batches: Callable[[int], Iterable[Any]]  # epoch (1-based) -> that epoch's batches, with len()
+    batches: Callable[[int], EpochBatches]  # epoch (1-based) -> that epoch's batches
     training_loss: Callable[[Any], torch.Tensor]
     validate: Callable[[], dict[str, float]]
     monitor: str  # a key of validate()'s result

@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pydicom
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.tag import Tag
 
 from cxrpriv.ingest import allowlist
 from cxrpriv.ingest.deid import retained_tags
@@ -74,7 +75,7 @@ NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
 
 
 def _tags(keywords: Iterable[str]) -> frozenset[int]:
-    return frozenset(int(tag_for_keyword(k)) for k in keywords)
+    return frozenset(int(Tag(k)) for k in keywords)
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class Auditor:
         self.empty_only = _tags(EMPTY_TYPE2_KEYWORDS + DX_EMPTY_TYPE2_KEYWORDS) - self.top_level
         self.items = {
             **allowlist.ITEMS,
-            int(tag_for_keyword("DeidentificationMethodCodeSequence")): (allowlist.RETAINED_ITEM),
+            int(Tag("DeidentificationMethodCodeSequence")): (allowlist.RETAINED_ITEM),
         }
         self.file_meta = _tags(FILE_META_KEYWORDS)
 
@@ -282,8 +283,8 @@ def _name_parts(rel: str) -> Iterator[str]:
 def _element_texts(value: object) -> list[str]:
     if value is None or value == "":
         return []
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        return [str(v) for v in value if v is not None]  # type: ignore[union-attr]
+    if isinstance(value, list | tuple | MultiValue):
+        return [str(v) for v in value if v is not None]
     return [str(value)]
 
 

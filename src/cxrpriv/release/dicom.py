@@ -181,7 +181,7 @@ def _secondary_capture(ds: Dataset, image: ReleasedImage, key: DeidKey) -> None:
 
 
 def _add_empty_type2(ds: Dataset) -> None:
-    keywords = EMPTY_TYPE2_KEYWORDS
+    keywords: tuple[str, ...] = EMPTY_TYPE2_KEYWORDS
     if str(ds.get("SOPClassUID", "")) in DX_CLASSES:
         keywords += DX_EMPTY_TYPE2_KEYWORDS
     for keyword in keywords:

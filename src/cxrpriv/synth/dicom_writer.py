@@ -308,11 +308,11 @@ def _character_set(header: PatientStudyHeader) -> str:
 def _file_meta(sop_class: str, header: PatientStudyHeader, transfer_syntax: str) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = header.sop_instance_uid
+    meta.MediaStorageSOPClassUID = dcm_uid.UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = dcm_uid.UID(header.sop_instance_uid)
     meta.TransferSyntaxUID = TRANSFER_SYNTAX_UIDS[transfer_syntax]
     # Set explicitly: pydicom would otherwise stamp its own implementation UID/version.
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationClassUID = dcm_uid.UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     meta.SourceApplicationEntityTitle = "CXRPRIV"
     return meta

@@ -80,7 +80,7 @@ def _naive_attack(summary: CohortSummary, path: Path) -> Path | None:
     if attack is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    bins = np.linspace(float(attack.scores.min()), float(attack.scores.max()), 40)
+    bins = np.linspace(float(attack.scores.min()), float(attack.scores.max()), 40).tolist()
     ax.hist(attack.scores[attack.labels == 1], bins=bins, alpha=0.6, density=True, label="same patient")
     ax.hist(attack.scores[attack.labels == 0], bins=bins, alpha=0.6, density=True, label="different patients")
     ax.set_xlabel("thumbnail correlation (32x32)")
