@@ -27,6 +27,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 compile-pipeline: $(STAMP)
 	$(BIN)/python -m pipelines.cxr_privacy --profile default
