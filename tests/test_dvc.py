@@ -340,8 +340,7 @@ def test_a_folder_source_given_in_params_is_the_dependency_and_synthesize_is_not
 def test_empty_source_values_mean_absent_to_the_stage_commands(tmp_path: Path):
     from cxrpriv.classify.command import DEFAULT_ANSWER_KEY
     from cxrpriv.cli import build_parser
-    from cxrpriv.priors import PriorsInputError
-    from cxrpriv.priors.command import reread_inputs
+    from cxrpriv.priors.command import DEFAULT_REREAD, reread_inputs
 
     parser = build_parser()
     assert parser.parse_args(["preprocess", "--labels", ""]).labels is None
@@ -349,8 +348,9 @@ def test_empty_source_values_mean_absent_to_the_stage_commands(tmp_path: Path):
     assert parser.parse_args(["evaluate", "--answer-key", ""]).answer_key is None
     assert parser.parse_args(["train_classifier", "--answer-key", ""]).answer_key is None
     assert parser.parse_args(["train_classifier"]).answer_key == DEFAULT_ANSWER_KEY
-    with pytest.raises(PriorsInputError, match="no re-read table"):
-        reread_inputs(parser.parse_args(["priors", "--reread", ""]).reread, None)
+    # no re-read table: the priors stage is skipped (tests/priors/test_priors_command.py)
+    assert reread_inputs(parser.parse_args(["priors", "--reread", ""]).reread, None) == []
+    assert reread_inputs(parser.parse_args(["priors"]).reread, None) == [(DEFAULT_REREAD, "auto")]
 
 
 @pytest.mark.slow
