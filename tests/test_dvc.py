@@ -340,8 +340,7 @@ def test_a_folder_source_given_in_params_is_the_dependency_and_synthesize_is_not
 def test_empty_source_values_mean_absent_to_the_stage_commands(tmp_path: Path):
     from cxrpriv.classify.command import DEFAULT_ANSWER_KEY
     from cxrpriv.cli import build_parser
-    from cxrpriv.priors import PriorsInputError
-    from cxrpriv.priors.command import reread_inputs
+    from cxrpriv.priors.command import DEFAULT_REREAD, reread_inputs
 
     parser = build_parser()
     assert parser.parse_args(["preprocess", "--labels", ""]).labels is None
@@ -349,8 +348,9 @@ def test_empty_source_values_mean_absent_to_the_stage_commands(tmp_path: Path):
     assert parser.parse_args(["evaluate", "--answer-key", ""]).answer_key is None
     assert parser.parse_args(["train_classifier", "--answer-key", ""]).answer_key is None
     assert parser.parse_args(["train_classifier"]).answer_key == DEFAULT_ANSWER_KEY
-    with pytest.raises(PriorsInputError, match="no re-read table"):
-        reread_inputs(parser.parse_args(["priors", "--reread", ""]).reread, None)
+    # no re-read table: the priors stage is skipped (tests/priors/test_priors_command.py)
+    assert reread_inputs(parser.parse_args(["priors", "--reread", ""]).reread, None) == []
+    assert reread_inputs(parser.parse_args(["priors"]).reread, None) == [(DEFAULT_REREAD, "auto")]
 
 
 @pytest.mark.slow
@@ -388,6 +388,43 @@ def test_dvc_repro_on_an_own_folder_source_without_an_answer_key(tmp_path: Path)
     # a new file in the archive is a changed dependency
     next((archive / "dataset" / "dicom").rglob("*.dcm")).unlink()
     assert "preprocess" in json.loads(_run([DVC, "status", "--json"], repo))
+
+
+@pytest.mark.slow
+def test_dvc_repro_on_an_own_archive_without_a_reread_table_trains_without_priors(
+    tmp_path: Path, isolated_mlflow: str
+):
+    # `source.reread: ""`: the priors stage writes its skipped marker (no priors.json, which as a dependency
+    # would stop DVC), and the classifier trains without priors, its config adjusted and recorded.
+    import mlflow
+
+    from cxrpriv.priors.output import PRIORS_FILE, PRIORS_SKIPPED_FILE
+    from cxrpriv.synth.cohort import synthesize
+    from tests.conftest import tiny_synth_config
+
+    archive = tmp_path / "archive"
+    synthesize(tiny_synth_config(n_patients=8, broken_per_kind=0), archive, progress=False)
+    shutil.rmtree(archive / "answer_key")
+    (archive / "dataset" / "reread.csv").unlink()  # an archive without radiologist re-reads
+    (archive / "deid.key").write_text("an operator's key, kept out of the repository: 0123456789abcdef")
+    repo = tmp_path / "repo"
+    params = _own_archive_params(archive, labels=True, reread=False)  # prior_correction: forward
+    _dvc_project(repo, params)
+
+    out = _run([DVC, "repro", "train_classifier"], repo)
+    assert all(f"Running stage '{s}'" in out for s in ("priors", "preprocess", "train_classifier"))
+    priors = repo / "data" / "priors"
+    assert json.loads((priors / PRIORS_SKIPPED_FILE).read_text())["reason"].startswith("no re-read table")
+    assert not (priors / PRIORS_FILE).exists()
+    assert json.loads((repo / "metrics" / "priors.json").read_text()) == {"skipped": 1}
+    spec = json.loads((repo / "data" / "classifier" / "spec.json").read_text())
+    assert spec["priors"] == {"source": "none"}
+    client = mlflow.MlflowClient(tracking_uri=isolated_mlflow)
+    experiment = client.get_experiment_by_name("cxr-privacy").experiment_id
+    (run,) = client.search_runs([experiment], "tags.`cxrpriv.stage` = 'train_classifier'")
+    assert run.data.params["train_classifier.prior_correction"] == "none"
+    assert run.data.tags["cxrpriv.priors"] == "skipped"
+    assert "Running stage" not in _run([DVC, "repro", "train_classifier"], repo)
 
 
 def test_effective_params_diff_shows_what_a_profile_switch_changes(tmp_path: Path):

@@ -69,21 +69,6 @@ def test_a_checkpoint_folder_per_run_and_stage_under_the_mount(tmp_path):
     assert tagged.tags == {"cxrpriv.deid_key_version": "2"}
 
 
-def test_without_priors_turns_off_what_needs_priors_json(tmp_path):
-    from cxrpriv.pipeline_edge import priors_file, without_priors, write_priors_skipped
-
-    values = {"prior_correction": "forward", "comorbidity_weight": 0.5, "width": 4}
-    assert json.loads(without_priors(json.dumps(values), "train_classifier")) == {
-        "prior_correction": "none",
-        "comorbidity_weight": 0.0,
-        "width": 4,
-    }
-    write_priors_skipped(tmp_path / "priors", "no re-read table")
-    assert priors_file(tmp_path / "priors") is None
-    (tmp_path / "priors" / "priors.json").write_text("{}")
-    assert priors_file(tmp_path / "priors") == tmp_path / "priors" / "priors.json"
-
-
 def test_the_priors_component_without_a_reread_table_is_skipped_not_failed(tmp_path, monkeypatch):
     from kfp import dsl
 
@@ -93,13 +78,17 @@ def test_the_priors_component_without_a_reread_table_is_skipped_not_failed(tmp_p
 
     monkeypatch.setenv("CXRPRIV_PIPELINE_RUN", "placeholder")
     out = tmp_path / "label_priors"
+    metrics = dsl.Metrics(name="metrics", uri=str(tmp_path / "metrics"))
     priors.python_func(
         config_json=stage_defaults(PARAMS, "default")["priors_config"],
         profile="default",
         pipeline_run="kfp-run-1",
         label_priors=dsl.Artifact(name="label_priors", uri=str(out)),
-        metrics=dsl.Metrics(name="metrics", uri=str(tmp_path / "metrics")),
+        metrics=metrics,
         plots=dsl.Artifact(name="plots", uri=str(tmp_path / "plots")),
     )
     assert json.loads((out / "priors_skipped.json").read_text())["skipped"] is True
     assert not (out / "priors.json").exists()
+    # the same skip as `cxrpriv priors --reread ""`: its summary beside the metrics, which KFP gets too
+    assert json.loads((tmp_path / "priors_summary.json").read_text()) == {"skipped": 1}
+    assert metrics.metadata == {"skipped": 1}

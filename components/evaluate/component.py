@@ -44,12 +44,14 @@ def evaluate(
     from cxrpriv.evaluate.results import flat_metrics
     from cxrpriv.evaluate.run import run_evaluate
     from cxrpriv.evaluate.stage import build_inputs
-    from cxrpriv.pipeline_edge import component_config, component_context, priors_file, without_priors
+    from cxrpriv.pipeline_edge import component_config, component_context
+    from cxrpriv.priors.output import SKIPPED_TAGS, priors_file, skipped_reason, without_priors
 
     config = component_config(EvaluateConfig, config_json, pipeline_run)
-    priors_path = priors_file(label_priors.path)  # None: the priors step had no re-read table
-    if priors_path is None:
-        train_classifier_json = without_priors(train_classifier_json, "evaluate")
+    classifier_values = json.loads(train_classifier_json)
+    skipped = skipped_reason(label_priors.path)  # None: the priors step measured priors
+    if skipped is not None:  # the retrained classifier's recipe
+        classifier_values = without_priors(classifier_values, "evaluate", skipped)
     # the synthetic cohort's answer key (demo pipeline only): clean test labels
     answer_key = None if cohort is None else Path(cohort.path) / "answer_key"
     paths = {
@@ -57,7 +59,7 @@ def evaluate(
         "anonymized": [anonymized.path],
         "verifier": verifier.path,
         "classifier": classifier.path,
-        "priors": priors_path,
+        "priors": priors_file(label_priors.path),
         "answer_key": answer_key if answer_key is not None and answer_key.is_dir() else None,
     }
     inputs = build_inputs(
@@ -65,7 +67,7 @@ def evaluate(
         paths,
         json.loads(attackers_json),
         json.loads(train_reid_json),
-        json.loads(train_classifier_json),
+        classifier_values,
     )
     # evaluation: a directory holding release_decision.json, report.html and results.json
     context = component_context(
@@ -76,6 +78,7 @@ def evaluate(
         plots,
         checkpoint_dir=checkpoint_dir,
         checkpoint_run=checkpoint_run,
+        tags=SKIPPED_TAGS if skipped is not None else None,
     )
     results = run_evaluate(config, inputs, context)
     for name, value in flat_metrics(results).items():

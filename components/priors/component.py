@@ -3,8 +3,8 @@
 The re-read table is ``reread_uri`` (a path or ``s3://`` URI, layout ``reread_layout``) with the text-mined
 labels ``labels_uri`` (optional), or, when ``reread_uri`` is empty, the synthetic cohort's tables (the demo
 pipeline's ``cohort`` artifact). With neither there is nothing to measure priors from: the step succeeds
-without a ``priors.json`` (it writes ``priors_skipped.json`` saying why), and the classifier, anonymizer and
-evaluate steps run without label-noise priors.
+without a ``priors.json`` (``cxrpriv.priors.output``: it writes ``priors_skipped.json`` saying why), and the
+classifier, anonymizer and evaluate steps run without label-noise priors.
 """
 
 from kfp import dsl
@@ -35,10 +35,9 @@ def priors(
         component_context,
         local_file,
         log_kfp_metrics,
-        write_priors_skipped,
     )
     from cxrpriv.priors.config import PriorsConfig
-    from cxrpriv.priors.run import run_priors
+    from cxrpriv.priors.run import run_priors, skip_priors
 
     config = component_config(PriorsConfig, config_json, pipeline_run)
     # label_priors: a directory holding priors.json, the file the classifier reads
@@ -51,7 +50,9 @@ def priors(
             dataset = Path(cohort.path) / "dataset"
             rereads, labels = [(dataset / "reread.csv", "reader_wide")], dataset / "Data_Entry_2017.csv"
         else:
-            write_priors_skipped(label_priors.path, "no re-read table (reread_uri is empty)")
-            return
-        values = run_priors(config, labels, rereads, None, context)
+            rereads, labels = [], None
+        if rereads:
+            values = run_priors(config, labels, rereads, None, context)
+        else:
+            values = skip_priors("no re-read table (reread_uri is empty)", context)
     log_kfp_metrics(metrics, values)

@@ -32,9 +32,11 @@ def train_anonymizer(
 
     from cxrpriv.anonymize.config import TrainAnonymizerConfig
     from cxrpriv.anonymize.run import run_train_anonymizer
-    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics, priors_file
+    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics
+    from cxrpriv.priors.output import SKIPPED_TAGS, priors_file
 
     config = component_config(TrainAnonymizerConfig, config_json, pipeline_run)
+    priors_path = priors_file(label_priors.path)  # None: the priors step had no re-read table
     # anonymizer: a directory holding model.pt, spec.json, history.json
     context = component_context(
         "train_anonymizer",
@@ -44,13 +46,14 @@ def train_anonymizer(
         plots,
         checkpoint_dir=checkpoint_dir,
         checkpoint_run=checkpoint_run,
+        tags=SKIPPED_TAGS if priors_path is None else None,
     )
     values = run_train_anonymizer(
         config,
         Path(dataset.path),
         Path(verifier.path),
         Path(classifier.path),
-        priors_file(label_priors.path),  # None: the priors step had no re-read table
+        priors_path,
         context,
     )
     log_kfp_metrics(metrics, values)

@@ -28,21 +28,17 @@ def train_classifier(
     checkpoint_dir: str = "",
     checkpoint_run: str = "",
 ) -> None:
+    import json
     from pathlib import Path
 
     from cxrpriv.classify.config import ClassifierConfig
     from cxrpriv.classify.run import run_train_classifier
-    from cxrpriv.pipeline_edge import (
-        component_config,
-        component_context,
-        log_kfp_metrics,
-        priors_file,
-        without_priors,
-    )
+    from cxrpriv.pipeline_edge import component_config, component_context, log_kfp_metrics
+    from cxrpriv.priors.output import SKIPPED_TAGS, priors_file, skipped_reason, without_priors
 
-    priors_path = priors_file(label_priors.path)
-    if priors_path is None:
-        config_json = without_priors(config_json, "train_classifier")
+    skipped = skipped_reason(label_priors.path)  # None: the priors step measured priors
+    if skipped is not None:
+        config_json = json.dumps(without_priors(json.loads(config_json), "train_classifier", skipped))
     config = component_config(ClassifierConfig, config_json, pipeline_run)
     # classifier: a directory holding model.pt, spec.json, predictions, evaluation, history
     context = component_context(
@@ -53,12 +49,13 @@ def train_classifier(
         plots,
         checkpoint_dir=checkpoint_dir,
         checkpoint_run=checkpoint_run,
+        tags=SKIPPED_TAGS if skipped is not None else None,
     )
     answer_key = None if cohort is None else Path(cohort.path) / "answer_key"
     values = run_train_classifier(
         config,
         Path(dataset.path),
-        priors_path,
+        priors_file(label_priors.path),  # None: the priors step had no re-read table
         answer_key if answer_key is not None and answer_key.is_dir() else None,
         None,
         context,

@@ -9,7 +9,6 @@ code only through the library: this module is that shared edge. A component call
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,15 +17,6 @@ from typing import Any
 from cxrpriv.config import C, build_config
 from cxrpriv.stages.contract import StageContext
 from cxrpriv.tracking import PIPELINE_RUN_ENV, flatten
-
-log = logging.getLogger(__name__)
-
-# Written by the priors component instead of priors.json when it had no re-read table to measure from (a
-# real archive without radiologist re-reads); the classifier, anonymizer and evaluate steps then run without
-# label-noise priors.
-PRIORS_SKIPPED_FILE = "priors_skipped.json"
-# The classifier settings that need priors.json: turned off when there is none.
-_PRIOR_SETTINGS = {"prior_correction": "none", "comorbidity_weight": 0.0}
 
 
 def component_config(config_cls: type[C], config_json: str, pipeline_run: str) -> C:
@@ -85,38 +75,6 @@ def local_file(uri: str, endpoint_url: str, folder: Path) -> Path:
     path = folder / (uri.rstrip("/").rpartition("/")[2] or "table")
     path.write_bytes(read_uri(uri, endpoint_url or None))
     return path
-
-
-def write_priors_skipped(out: str | Path, reason: str) -> Path:
-    """Mark a priors output as empty: no priors.json, and ``reason`` saying why."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / PRIORS_SKIPPED_FILE
-    path.write_text(json.dumps({"skipped": True, "reason": reason}, indent=1) + "\n")
-    log.warning("priors skipped: %s", reason)
-    return path
-
-
-def priors_file(label_priors: str | Path) -> Path | None:
-    """The priors step's ``priors.json`` in its output artifact, or None when it was skipped."""
-    from cxrpriv.priors import PRIORS_FILE
-
-    path = Path(label_priors) / PRIORS_FILE
-    return path if path.is_file() else None
-
-
-def without_priors(config_json: str, stage: str) -> str:
-    """A classifier config (JSON) with the settings that need priors.json turned off, for a run without
-    priors (the priors step had no re-read table); logged, and recorded by the stage's MLflow params."""
-    values = json.loads(config_json)
-    changed = {k: v for k, v in _PRIOR_SETTINGS.items() if k in values and values[k] != v}
-    if changed:
-        log.warning(
-            "%s: no label priors (no re-read table): running with %s",
-            stage,
-            ", ".join(f"{k}={v!r}" for k, v in changed.items()),
-        )
-    return json.dumps({**values, **changed}, sort_keys=True)
 
 
 def log_kfp_metrics(metrics: Any, values: Mapping[str, Any]) -> None:

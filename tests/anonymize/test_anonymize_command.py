@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import mlflow
@@ -15,6 +16,7 @@ import yaml
 
 from cxrpriv.anonymize.model import load_anonymizer
 from cxrpriv.cli import main
+from cxrpriv.priors.output import PRIORS_FILE, write_priors_skipped
 from tests.anonymize.conftest import Trained, tiny_anonymizer_config
 from tests.conftest import PARAMS
 
@@ -93,6 +95,25 @@ def test_cli_input_errors_exit_with_code_2(trained: Trained, params_file: Path, 
     assert main(_cli(trained, params_file, tmp_path, "--verifier", str(missing))) == 2
     assert main(_cli(trained, params_file, tmp_path, "--priors", str(missing / "priors.json"))) == 2
     assert not (tmp_path / "anonymizer").exists()
+
+
+def test_cli_reads_the_priors_output_folder_and_runs_without_priors_when_they_were_skipped(
+    trained: Trained, params_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    skipped, empty = tmp_path / "skipped", tmp_path / "empty"
+    write_priors_skipped(skipped, "no re-read table")
+    empty.mkdir()
+    missing = tmp_path / "nowhere"
+    with caplog.at_level(logging.WARNING):
+        # stopped at the verifier, after the priors were resolved: none, and said so
+        args = _cli(trained, params_file, tmp_path, "--priors", str(skipped), "--verifier", str(missing))
+        assert main(args) == 2
+    assert "train_anonymizer: no label priors (no re-read table)" in caplog.text
+    assert "--verifier" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):  # a priors output with neither file: its priors.json is missing
+        assert main(_cli(trained, params_file, tmp_path, "--priors", str(empty))) == 2
+    assert f"{empty / PRIORS_FILE}: not found" in caplog.text
 
 
 def test_the_component_compiles_with_the_stage_inputs(tmp_path: Path):

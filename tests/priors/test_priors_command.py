@@ -15,6 +15,7 @@ import pytest
 from cxrpriv.cli import main
 from cxrpriv.config import load_stage_config
 from cxrpriv.priors.config import PriorsConfig
+from cxrpriv.priors.output import PRIORS_FILE, PRIORS_SKIPPED_FILE
 from cxrpriv.priors.stage import compute_priors
 from cxrpriv.priors.tables import read_mined_labels, read_reread_table
 from cxrpriv.priors.vocabulary import DEFAULT_VOCABULARY
@@ -53,6 +54,9 @@ def priors_run(tiny_cohort, tmp_path_factory):
     """One CLI run on the tiny cohort, logged into its own MLflow store."""
     root = tmp_path_factory.mktemp("priors_run")
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    # an earlier run's marker of no re-read table, which a run with one removes
+    (root / "out").mkdir()
+    (root / "out" / PRIORS_SKIPPED_FILE).write_text('{"skipped": true, "reason": "earlier"}')
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.chdir(root)
@@ -82,6 +86,7 @@ def test_cli_writes_priors_metrics_and_plots(priors_run):
     code, root, _ = priors_run
     assert code == 0
     doc = json.loads((root / "out" / "priors.json").read_text())
+    assert not (root / "out" / PRIORS_SKIPPED_FILE).exists()
     assert doc["schema"] == "cxrpriv.priors/1" and list(doc["findings"]) == doc["findings_order"]
     table = doc["tables"][0]
     assert table["layout"] == "reader_wide" and table["truth"] == "dawid_skene" and table["n_readers"] == 4
@@ -218,6 +223,32 @@ def test_cli_reports_bad_inputs_clearly(tiny_cohort, tmp_path, caplog):
     with pytest.raises(SystemExit) as exited:
         main(["priors", *common, "--confidence", "1.5"])
     assert exited.value.code == 2
+
+
+def test_cli_without_a_reread_table_writes_the_skipped_marker_and_its_metrics(tmp_path, caplog):
+    # dvc.yaml passes `--reread ""` for an archive without radiologist re-reads: the stage succeeds with
+    # no priors.json, and DVC's metrics and plots outputs exist
+    out = tmp_path / "out"
+    args = ["priors", "--params", str(PARAMS), "--labels", "", "--reread", "", "--out", str(out)]
+    args += ["--metrics", str(tmp_path / "m.json"), "--plots", str(tmp_path / "plots")]
+    with caplog.at_level(logging.WARNING):
+        assert main(args) == 0
+    assert json.loads((out / PRIORS_SKIPPED_FILE).read_text())["reason"] == 'no re-read table (--reread "")'
+    assert not (out / PRIORS_FILE).exists()
+    assert json.loads((tmp_path / "m.json").read_text()) == {"skipped": 1}
+    assert (tmp_path / "plots").is_dir()
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "without label-noise priors" in warning.getMessage()
+
+
+def test_cli_with_a_reread_table_that_is_missing_is_an_input_error(tmp_path, caplog):
+    missing = tmp_path / "reread.csv"
+    args = ["priors", "--params", str(PARAMS), "--labels", "", "--reread", str(missing)]
+    args += ["--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "m.json")]
+    with caplog.at_level(logging.ERROR):
+        assert main([*args, "--plots", str(tmp_path / "plots")]) == 2
+    assert "re-read table reread_1 (reread.csv): file not found" in caplog.text
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_help_lists_the_params_and_io_options(capsys):

@@ -4,6 +4,7 @@ run, with its outputs, is :mod:`.run`)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -41,9 +42,9 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--priors",
         type=Path,
-        default=Path("data/priors/priors.json"),
-        help="priors.json of the priors stage, for the classifier loss's label-noise (forward) correction "
-        "(default: %(default)s).",
+        default=Path("data/priors"),
+        help="The priors stage's output folder, or its priors.json, for the classifier loss's label-noise "
+        "(forward) correction; none when that stage was skipped (no re-read table) (default: %(default)s).",
     )
     parser.add_argument(
         "--no-priors",
@@ -58,14 +59,20 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
 
 def _run(config: TrainAnonymizerConfig, args: argparse.Namespace, context: StageContext) -> int:
     from cxrpriv.anonymize.run import run_train_anonymizer
+    from cxrpriv.priors import PriorsInputError
+    from cxrpriv.priors.output import SKIPPED_TAGS, priors_file, skipped_reason
     from cxrpriv.training.checkpoint import CheckpointMismatch
 
-    priors = None if args.no_priors else args.priors
-    return exit_code(
-        lambda: run_train_anonymizer(config, args.ingest, args.verifier, args.classifier, priors, context),
-        log,
-        (AnonymizerInputError, CheckpointMismatch),
-    )
+    def run() -> object:
+        skipped = None if args.no_priors else skipped_reason(args.priors)
+        priors = None if args.no_priors else priors_file(args.priors)
+        run_context = context
+        if skipped is not None:
+            log.warning("train_anonymizer: no label priors (%s): no noise correction", skipped)
+            run_context = dataclasses.replace(context, tags={**context.tags, **SKIPPED_TAGS})
+        return run_train_anonymizer(config, args.ingest, args.verifier, args.classifier, priors, run_context)
+
+    return exit_code(run, log, (AnonymizerInputError, CheckpointMismatch, PriorsInputError))
 
 
 TRAIN_ANONYMIZER = StageCommand(

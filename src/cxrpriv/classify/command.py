@@ -23,7 +23,7 @@ from cxrpriv.stages.contract import (
 log = logging.getLogger(__name__)
 
 DEFAULT_INGEST = Path("data/ingest")
-DEFAULT_PRIORS = Path("data/priors/priors.json")
+DEFAULT_PRIORS = Path("data/priors")
 DEFAULT_ANSWER_KEY = Path("data/synthetic/answer_key")
 
 
@@ -35,7 +35,9 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         "--priors",
         type=Path,
         default=DEFAULT_PRIORS,
-        help="priors.json of the priors stage (default: %(default)s).",
+        help="The priors stage's output folder, or its priors.json; when that stage was skipped (no re-read "
+        "table) the classifier trains without priors: prior_correction none, comorbidity_weight 0 "
+        "(default: %(default)s).",
     )
     parser.add_argument(
         "--answer-key",
@@ -60,18 +62,39 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
 
 def _run(config: ClassifierConfig, args: argparse.Namespace, context: StageContext) -> int:
     from cxrpriv.classify.run import run_train_classifier
+    from cxrpriv.priors import PriorsInputError
     from cxrpriv.training.checkpoint import CheckpointMismatch
 
     answer_key = args.answer_key
     if args.no_answer_key or answer_key is None or not answer_key.exists():
         answer_key = None
-    priors = args.priors if args.priors.exists() or config.prior_correction != "none" else None
     context = dataclasses.replace(context, register_model=not args.no_register)
-    return exit_code(
-        lambda: run_train_classifier(config, args.ingest, priors, answer_key, args.clean_labels, context),
-        log,
-        (ClassifierInputError, CheckpointMismatch),
-    )
+
+    def run() -> object:
+        run_config, run_context, priors = _with_priors_output(config, context, args.priors)
+        clean_labels = args.clean_labels
+        return run_train_classifier(run_config, args.ingest, priors, answer_key, clean_labels, run_context)
+
+    return exit_code(run, log, (ClassifierInputError, CheckpointMismatch, PriorsInputError))
+
+
+def _with_priors_output(
+    config: ClassifierConfig, context: StageContext, priors: Path
+) -> tuple[ClassifierConfig, StageContext, Path | None]:
+    """The config, context and priors.json to train with from the priors output ``priors``: when the priors
+    stage was skipped, the config without what needs priors (logged) and the run tagged so; a missing
+    priors.json the config does not need is no input."""
+    from cxrpriv.priors import output
+
+    skipped = output.skipped_reason(priors)
+    if skipped is not None:
+        settings = {k: getattr(config, k) for k in output.PRIOR_SETTINGS}
+        config = dataclasses.replace(config, **output.without_priors(settings, "train_classifier", skipped))
+        return config, dataclasses.replace(context, tags={**context.tags, **output.SKIPPED_TAGS}), None
+    path = output.priors_file(priors)
+    if path is not None and (path.exists() or config.prior_correction != "none"):
+        return config, context, path
+    return config, context, None
 
 
 TRAIN_CLASSIFIER = StageCommand(

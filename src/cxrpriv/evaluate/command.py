@@ -8,6 +8,7 @@ train_classifier section under the run's profile.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,9 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         ("--classifier", "data/classifier", "The trained classifier (train_classifier output)."),
         (
             "--priors",
-            "data/priors/priors.json",
-            "priors.json, for the retrained classifier's label-noise correction.",
+            "data/priors",
+            "The priors stage's output folder, or its priors.json, for the retrained classifier's "
+            "label-noise correction; when that stage was skipped it trains without priors",
         ),
     )
     for option, default, text in paths:
@@ -66,14 +68,20 @@ def resolve_inputs(config: EvaluateConfig, args: argparse.Namespace, profile: st
     and the run profile's test settings) and train_classifier sections."""
     from cxrpriv.config import default_params_file, read_params, stage_values
     from cxrpriv.evaluate.stage import build_inputs
+    from cxrpriv.priors.output import priors_file, skipped_reason, without_priors
 
     params = read_params(getattr(args, "params", None) or default_params_file())
+    priors = priors_file(args.priors)
+    classifier_values = stage_values(params, "train_classifier", profile)
+    skipped = skipped_reason(args.priors)
+    if skipped is not None:  # the retrained classifier's recipe
+        classifier_values = without_priors(classifier_values, "evaluate", skipped)
     paths = {
         "original": args.ingest,
         "anonymized": args.anonymized,
         "verifier": args.verifier,
         "classifier": args.classifier,
-        "priors": args.priors if args.priors.is_file() else None,
+        "priors": priors if priors is not None and priors.is_file() else None,
         "answer_key": args.answer_key,
     }
     return build_inputs(
@@ -81,19 +89,24 @@ def resolve_inputs(config: EvaluateConfig, args: argparse.Namespace, profile: st
         paths,
         {name: stage_values(params, "train_reid", name) for name in config.attacker_profiles},
         stage_values(params, "train_reid", profile),
-        stage_values(params, "train_classifier", profile),
+        classifier_values,
     )
 
 
 def _run(config: EvaluateConfig, args: argparse.Namespace, context: StageContext) -> int:
     from cxrpriv.dataset import DatasetError
     from cxrpriv.evaluate.run import run_evaluate
+    from cxrpriv.priors import PriorsInputError
+    from cxrpriv.priors.output import SKIPPED_TAGS, skipped_reason
 
-    return exit_code(
-        lambda: run_evaluate(config, resolve_inputs(config, args, context.profile), context),
-        log,
-        (EvaluateInputError, DatasetError, ConfigError),
-    )
+    def run() -> object:
+        inputs = resolve_inputs(config, args, context.profile)
+        run_context = context
+        if skipped_reason(args.priors) is not None:
+            run_context = dataclasses.replace(context, tags={**context.tags, **SKIPPED_TAGS})
+        return run_evaluate(config, inputs, run_context)
+
+    return exit_code(run, log, (EvaluateInputError, DatasetError, ConfigError, PriorsInputError))
 
 
 EVALUATE = StageCommand(

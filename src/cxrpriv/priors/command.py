@@ -15,8 +15,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from cxrpriv.priors import PRIORS_FILE, PriorsInputError
+from cxrpriv.priors import PriorsInputError
 from cxrpriv.priors.config import PriorsConfig
+from cxrpriv.priors.output import PRIORS_FILE, PRIORS_SKIPPED_FILE
 from cxrpriv.priors.tables import LAYOUTS
 from cxrpriv.stages.contract import (
     StageCommand,
@@ -52,7 +53,8 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="PATH",
-        help=f"A re-read table; repeat for several; \"\" names none (default: {DEFAULT_REREAD}).",
+        help=f"A re-read table; repeat for several; \"\" names none: no priors are measured, the output "
+        f"is {PRIORS_SKIPPED_FILE} and the model stages train without them (default: {DEFAULT_REREAD}).",
     )
     parser.add_argument(
         "--reread-layout",
@@ -74,11 +76,8 @@ def _add_io(parser: argparse.ArgumentParser) -> None:
 
 def reread_inputs(paths: Sequence[Path] | None, layouts: Sequence[str] | None) -> list[tuple[Path, str]]:
     """Pair each --reread path with its layout (one layout for all, one per table, or auto); an empty
-    --reread (None here) names no table."""
-    given = paths is not None
+    --reread (None here) names no table, and only empty ones give no pair."""
     paths = [p for p in paths or [DEFAULT_REREAD] if p is not None]
-    if given and not paths:
-        raise PriorsInputError("no re-read table (--reread is empty): the priors need at least one")
     layouts = list(layouts or ["auto"])
     if len(layouts) == 1:
         layouts = layouts * len(paths)
@@ -91,10 +90,13 @@ def reread_inputs(paths: Sequence[Path] | None, layouts: Sequence[str] | None) -
 
 
 def _run(config: PriorsConfig, args: argparse.Namespace, context: StageContext) -> int:
-    from cxrpriv.priors.run import run_priors
+    from cxrpriv.priors.run import run_priors, skip_priors
 
     def run() -> None:
         rereads = reread_inputs(args.reread, args.reread_layout)
+        if not rereads:
+            skip_priors('no re-read table (--reread "")', context)
+            return
         run_priors(config, None if args.no_labels else args.labels, rereads, args.vocabulary, context)
 
     return exit_code(run, log, (PriorsInputError,))

@@ -1,5 +1,5 @@
 """The priors stage's run function: read the tables, compute the priors, write priors.json, metrics and
-plots, and log one MLflow run."""
+plots, and log one MLflow run; or, with no re-read table, mark the output skipped (:mod:`.output`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from cxrpriv.config import config_to_dict
-from cxrpriv.priors import PRIORS_FILE
 from cxrpriv.priors.config import PriorsConfig
+from cxrpriv.priors.output import PRIORS_FILE, clear_priors_skipped, write_priors_skipped
 from cxrpriv.stages.contract import StageContext
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def run_priors(
         "priors", params, context.profile, input_hash=hash_inputs(inputs), tags=context.tags
     ) as run:
         context.out.mkdir(parents=True, exist_ok=True)
+        clear_priors_skipped(context.out)
         priors_path = context.out / PRIORS_FILE
         priors_path.write_text(json.dumps(result.document, indent=1, sort_keys=False) + "\n")
         context.metrics.parent.mkdir(parents=True, exist_ok=True)
@@ -96,3 +97,22 @@ def run_priors(
                 "re-read table %s (%s): %s", table["name"], table["layout"], ", ".join(table["flags"])
             )
     return result.metrics
+
+
+def skip_priors(reason: str, context: StageContext) -> dict[str, Any]:
+    """The priors stage without a re-read table (``reason`` says so): write the skipped marker in
+    ``context.out``, the metrics (``skipped: 1``) and an empty plots folder, so that a pipeline's outputs
+    exist, and warn once; no MLflow run, there is nothing measured to log. Returns the metrics."""
+    marker = write_priors_skipped(context.out, reason)
+    metrics = {"skipped": 1}
+    context.metrics.parent.mkdir(parents=True, exist_ok=True)
+    context.metrics.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+    context.plots.mkdir(parents=True, exist_ok=True)
+    log.warning(
+        "priors skipped: %s; wrote %s and no %s: the classifier, anonymizer and evaluate stages will train "
+        "without label-noise priors (no noise correction, no comorbidity term)",
+        reason,
+        marker,
+        PRIORS_FILE,
+    )
+    return metrics
