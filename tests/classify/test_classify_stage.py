@@ -39,7 +39,9 @@ def test_a_few_steps_write_every_output_and_an_mlflow_run(tiny_data: dict[str, P
     for name in ("model.pt", "spec.json", "predictions.parquet", "evaluation.json", "history.json"):
         assert (out / name).is_file(), name
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "auc_per_finding.json",  # the data series DVC versions and draws
         "auc_per_finding.png",
+        "history.json",
         "training_curves.png",
     ]
     # Six training steps: the AUCs only have to be numbers (test_classify_learns.py checks that it learns).
