@@ -5,8 +5,8 @@ membership does not depend on the listing order or on which task lists first). E
 whole source, sends only its own files through the workers and the labels-table join, exactly as a single
 run does, and writes a **partial** under its own folder: its shards, its manifest rows (no split yet), its
 report rows with each file's position in the whole listing and, where the worker ingested it, its image ID
-(``candidate_image_id``), its PHI hashes and ``partition.json`` (the partition, the count and a digest of
-the listed paths, the key's check value and the settings).
+(``candidate_image_id``), its PHI hashes and ``partition.json`` (the partition, the count, a keyed digest
+of the listed paths, the key's check value and the settings).
 
 The merge checks that the partials are one complete set made with the same key, settings and listing
 (every listed file accounted for exactly once), puts the report rows back in listing order, rejects as
@@ -25,6 +25,7 @@ the original patient IDs in the merge and is refused here (use a single run).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import time
 from collections import deque
@@ -111,12 +112,15 @@ def _refuse_earlier_output(out_dir: Path, what: str) -> None:
 
 
 class _Listing:
-    """The whole listing, streamed: this partition's files, with their positions and the listing digest."""
+    """The whole listing, streamed: this partition's files, with their positions and the listing digest
+    (keyed: paths can name patients, and the partial may be kept where its report's paths are keyed)."""
 
-    def __init__(self, source: Source, partition: Partition, assembly: Assembly, keep_paths: bool) -> None:
+    def __init__(
+        self, source: Source, partition: Partition, assembly: Assembly, key: DeidKey, keep_paths: bool
+    ) -> None:
         self.source, self.partition, self.assembly, self.keep_paths = source, partition, assembly, keep_paths
         self.positions: deque[int] = deque()
-        self.digest = hashlib.sha256()
+        self.digest = hmac.new(key.secret, b"listing\x00", hashlib.sha256)
         self.listed = 0
 
     def __iter__(self) -> Iterator[SourceFile]:
@@ -149,7 +153,7 @@ def preprocess_partition(
     _refuse_earlier_output(out_dir, "a partition")
     out_dir.mkdir(parents=True, exist_ok=True)
     assembly = Assembly(out_dir, config, key, labels, load_previous(out_dir, key, config), keep_map=False)
-    listing = _Listing(source, partition, assembly, keep_paths=path_map is not None)
+    listing = _Listing(source, partition, assembly, key, keep_paths=path_map is not None)
     extra: list[tuple[int, str | None]] = []
 
     def note(row: dict[str, Any] | None) -> None:
